@@ -26,6 +26,9 @@
 struct bot_scratch {
 	bot_match_scratch *ms;
 	char norm[BOT_INPUT_MAX + 1];
+	uint16_t *ex_count; /* per example of the set: trigrams shared with the message */
+	uint32_t *touched;  /* the examples whose count is not 0 */
+	size_t ex_cap;      /* grows once to the largest set served */
 };
 
 bot_scratch *bot_scratch_new(void)
@@ -47,6 +50,8 @@ void bot_scratch_free(bot_scratch *s)
 	if (!s)
 		return;
 	bot_match_scratch_free(s->ms);
+	free(s->ex_count);
+	free(s->touched);
 	free(s);
 }
 
@@ -123,8 +128,9 @@ static bot_reply *add_reply(bot_result *res, const char *text)
 	if (res->n_replies >= BOT_REPLIES_MAX || !text)
 		return NULL;
 	r = &res->replies[res->n_replies++];
-	memset(r, 0, sizeof(*r));
 	r->text = text;
+	r->n_buttons = 0;
+	r->form = NULL;
 	return r;
 }
 
@@ -146,7 +152,7 @@ static void remember_menu(bot_state *st, const bot_result *res)
 	if (!r)
 		return;
 	for (int i = 0; i < r->n_buttons && i < BOT_MENU_MAX; i++)
-		snprintf(st->menu[st->n_menu++], BOT_NAME_MAX, "%s", r->buttons[i].id);
+		copy_str(st->menu[st->n_menu++], BOT_NAME_MAX, r->buttons[i].id);
 }
 
 static void message_reply(const bot_set *set, bot_result *res, int which, const char *lang)
@@ -234,39 +240,81 @@ static int select_direct(const bot_set *set, const bot_state *st, const bot_inpu
 	return -1;
 }
 
-/* Up to BOT_SUGGEST_MAX intents whose examples are closest to norm. */
-static int suggest(const bot_set *set, const bot_state *st, const char *norm, size_t len, int *out)
+/* Up to BOT_SUGGEST_MAX intents whose examples are closest to norm, by Dice
+ * similarity of trigram sets, counted through the set's inverted index. */
+static int suggest(const bot_set *set, bot_scratch *sc, const bot_state *st, const char *norm, size_t len, int *out)
 {
 	uint32_t tri[BOT_TRIGRAMS_MAX];
 	size_t nt = bot_trigrams(norm, len, tri, BOT_TRIGRAMS_MAX);
 	double best[BOT_SUGGEST_MAX] = {0};
+	size_t n_touched = 0;
 	int n = 0;
 
-	if (nt < 3)
+	if (nt < 3 || set->n_ex == 0)
 		return 0;
-	for (size_t i = 0; i < set->n_intents; i++) {
-		const bot_intent *it = &set->intents[i];
-		double score = 0;
-
-		if (it->when[0] && strcmp(it->when, st->context) != 0)
-			continue;
-		for (size_t e = 0; e < it->n_examples; e++) {
-			double s = bot_trigram_sim(tri, nt, it->examples[e].tri, it->examples[e].ntri);
-			if (s > score)
-				score = s;
+	if (sc->ex_cap < set->n_ex) {
+		uint16_t *c = calloc(set->n_ex, sizeof(*c));
+		uint32_t *t = malloc(set->n_ex * sizeof(*t));
+		if (!c || !t) {
+			free(c);
+			free(t);
+			return 0; /* no suggestions rather than no answer */
 		}
-		if (score < BOT_SUGGEST_MIN)
+		free(sc->ex_count);
+		free(sc->touched);
+		sc->ex_count = c;
+		sc->touched = t;
+		sc->ex_cap = set->n_ex;
+	}
+	for (size_t i = 0; i < nt; i++) {
+		size_t lo = 0, hi = set->n_tri;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (set->tri_key[mid] < tri[i])
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == set->n_tri || set->tri_key[lo] != tri[i])
 			continue;
-		/* insert, keeping best first */
-		for (int k = 0; k < BOT_SUGGEST_MAX; k++) {
-			if (k < n && score <= best[k])
+		for (uint32_t p = set->tri_off[lo]; p < set->tri_off[lo + 1]; p++) {
+			uint32_t e = set->tri_post[p];
+			if (sc->ex_count[e]++ == 0)
+				sc->touched[n_touched++] = e;
+		}
+	}
+	for (size_t k = 0; k < n_touched; k++) {
+		uint32_t e = sc->touched[k];
+		int intent = set->ex_intent[e];
+		const bot_intent *it = &set->intents[intent];
+		double score = 2.0 * sc->ex_count[e] / (double)(nt + set->ex_ntri[e]);
+		int at = -1;
+
+		sc->ex_count[e] = 0;
+		if (score < BOT_SUGGEST_MIN || (it->when[0] && strcmp(it->when, st->context) != 0))
+			continue;
+		for (int m = 0; m < n; m++)
+			if (out[m] == intent)
+				at = m;
+		if (at >= 0) {
+			if (score <= best[at])
 				continue;
-			for (int m = (n < BOT_SUGGEST_MAX ? n : BOT_SUGGEST_MAX - 1); m > k; m--) {
+			/* drop the old place, re-insert below */
+			for (int m = at; m + 1 < n; m++) {
+				best[m] = best[m + 1];
+				out[m] = out[m + 1];
+			}
+			n--;
+		}
+		for (int pos = 0; pos < BOT_SUGGEST_MAX; pos++) {
+			if (pos < n && (score < best[pos] || (score == best[pos] && it->rank > set->intents[out[pos]].rank)))
+				continue;
+			for (int m = (n < BOT_SUGGEST_MAX ? n : BOT_SUGGEST_MAX - 1); m > pos; m--) {
 				best[m] = best[m - 1];
 				out[m] = out[m - 1];
 			}
-			best[k] = score;
-			out[k] = (int)i;
+			best[pos] = score;
+			out[pos] = intent;
 			if (n < BOT_SUGGEST_MAX)
 				n++;
 			break;
@@ -293,7 +341,7 @@ static void answer_intent(const bot_set *set, int idx, const char *lang, bot_sta
 		if (it->action == BOT_ACT_SEND_FORM && it->form_idx >= 0)
 			r->form = bot_set_form(set, it->action_arg, lang);
 	}
-	snprintf(st->context, sizeof(st->context), "%s", it->sets);
+	copy_str(st->context, sizeof(st->context), it->sets);
 	if (it->action)
 		add_action(res, it->action, it->action_arg);
 	switch (it->action) {
@@ -324,9 +372,12 @@ int bot_handle(const bot_set *set, bot_scratch *scratch, const bot_state *in, co
 	if (!set || !scratch || !in || !msg || !out || !res)
 		return -1;
 	st = *in;
-	memset(res, 0, sizeof(*res));
+	/* Only the counters and flags: the arrays are read up to their counts. */
+	res->intent = NULL;
+	res->fallback = res->silent = 0;
+	res->n_replies = res->n_actions = res->n_suggestions = 0;
 	lang = st.lang[0] ? st.lang : set->default_lang;
-	snprintf(res->lang, sizeof(res->lang), "%s", lang);
+	copy_str(res->lang, sizeof(res->lang), lang);
 
 	scratch->norm[0] = '\0';
 	if (msg->text)
@@ -392,7 +443,7 @@ int bot_handle(const bot_set *set, bot_scratch *scratch, const bot_state *in, co
 		st.context[0] = '\0';
 	} else {
 		int sug[BOT_SUGGEST_MAX];
-		int ns = suggest(set, &st, scratch->norm, len, sug);
+		int ns = suggest(set, scratch, &st, scratch->norm, len, sug);
 
 		res->n_suggestions = ns;
 		if (ns > 0) {

@@ -103,7 +103,22 @@ struct bot_set {
 	char langs[BOT_LANGS_MAX][BOT_LANG_MAX];
 	char default_lang[BOT_LANG_MAX];
 	int fallbacks_before_escalate;
+	int *by_name; /* intent indexes sorted by name, for bot_set_intent_index */
+	/* "did you mean": an inverted index from trigram to the examples holding
+	 * it, so a fallback costs what the message shares with the examples, not
+	 * a comparison with every example. */
+	size_t n_ex;          /* examples of intents with patterns, all together */
+	int *ex_intent;       /* [n_ex] the intent of each */
+	uint32_t *ex_ntri;    /* [n_ex] its number of trigrams */
+	size_t n_tri;         /* distinct trigrams */
+	uint32_t *tri_key;    /* [n_tri] sorted */
+	uint32_t *tri_off;    /* [n_tri + 1] into tri_post */
+	uint32_t *tri_post;   /* example ids */
 };
+
+/* Builds set->by_name and the trigram index. Returns 0 or -1 (out of memory). */
+int bot_index_build(bot_set *set);
+void bot_index_free(bot_set *set);
 
 extern const char *const bot_msg_names[BOT_MSG_COUNT];
 

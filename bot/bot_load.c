@@ -113,6 +113,7 @@ void bot_set_free(bot_set *set)
 		bot_match_free(set->groups[i].m);
 	free(set->groups);
 	free(set->patterns);
+	bot_index_free(set);
 	free(set);
 }
 
@@ -131,14 +132,6 @@ const char *bot_i18n_get(const bot_i18n *t, const char *lang, const char *def)
 	if (d >= 0)
 		return t->s[d];
 	return t->n ? t->s[0] : NULL;
-}
-
-int bot_set_intent_index(const bot_set *set, const char *name)
-{
-	for (size_t i = 0; i < set->n_intents; i++)
-		if (strcmp(set->intents[i].name, name) == 0)
-			return (int)i;
-	return -1;
 }
 
 size_t bot_set_intent_count(const bot_set *set)
@@ -1095,7 +1088,7 @@ static int check_set(load_ctx *c, pending *pp)
 		resolve_buttons(c, NULL, bot_msg_names[m], msg->buttons, msg->n_buttons, msg->button_idx, &msg->buttons_src);
 		render_all(c, cfg, &msg->reply, msg->src.file, NULL, NULL);
 	}
-	if (compile_patterns(c, pp) != 0)
+	if (compile_patterns(c, pp) != 0 || bot_index_build(set) != 0)
 		return -1;
 	if (c->errors == 0)
 		check_examples(c);

@@ -82,10 +82,23 @@ size_t bot_text_normalize(const char *in, size_t len, char *out, size_t outcap)
 		return 0;
 	limit = outcap - 1 < BOT_INPUT_MAX ? outcap - 1 : BOT_INPUT_MAX;
 	for (size_t i = 0; in && i < len;) {
-		uint32_t cp;
-		size_t l = utf8_decode(p + i, len - i, &cp);
-		const unsigned char *src = p + i;
 		static const unsigned char repl[3] = {0xef, 0xbf, 0xbd};
+		const unsigned char *src;
+		uint32_t cp;
+		size_t l;
+
+		/* Fast path: printable ASCII is copied as it is. */
+		if (p[i] > 0x20 && p[i] < 0x7f) {
+			if (o + (pending_space ? 1 : 0) + 1 > limit)
+				break;
+			if (pending_space)
+				out[o++] = ' ';
+			pending_space = 0;
+			out[o++] = (char)p[i++];
+			continue;
+		}
+		l = utf8_decode(p + i, len - i, &cp);
+		src = p + i;
 
 		if (!l) {
 			cp = 0xfffd;
@@ -116,12 +129,6 @@ size_t bot_text_normalize(const char *in, size_t len, char *out, size_t outcap)
 
 /* ---- trigrams ---- */
 
-static int cmp_u32(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 size_t bot_trigrams(const char *text, size_t len, uint32_t *out, size_t max)
 {
 	unsigned char buf[BOT_INPUT_MAX + 3];
@@ -145,7 +152,16 @@ size_t bot_trigrams(const char *text, size_t len, uint32_t *out, size_t max)
 		buf[b++] = ' ';
 	for (size_t i = 0; i + 3 <= b && n < max; i++)
 		out[n++] = (uint32_t)buf[i] << 16 | (uint32_t)buf[i + 1] << 8 | buf[i + 2];
-	qsort(out, n, sizeof(out[0]), cmp_u32);
+	/* Insertion sort: a message has a few dozen trigrams. */
+	for (size_t i = 1; i < n; i++) {
+		uint32_t v = out[i];
+		size_t j = i;
+		while (j > 0 && out[j - 1] > v) {
+			out[j] = out[j - 1];
+			j--;
+		}
+		out[j] = v;
+	}
 	{
 		size_t u = 0;
 		for (size_t i = 0; i < n; i++)
