@@ -1,0 +1,227 @@
+/* store_outbox: what the sender sends, with leases so two senders (or a sender
+ * restarted after a crash) never send the same row twice at once.
+ *
+ * A lease returns, in one transaction, the due rows (next attempt reached, not
+ * dead, lease expired) that are also the oldest live row of their conversation,
+ * so a conversation's messages leave in the order they were written; a row
+ * waiting for a retry holds back the ones behind it. Sending (store_outbox_sent)
+ * deletes the row; giving up (store_outbox_fail) keeps it, marked dead, for the
+ * stats. Retry/backoff policy is the sender's. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_int.h"
+
+int store_outbox_lease(store *s, int64_t now_ms, int64_t lease_ms, size_t max, store_outbox_item **items,
+		       size_t *n)
+{
+	*items = NULL;
+	*n = 0;
+	if (max == 0)
+		return STORE_OK;
+	store_outbox_item *v = calloc(max, sizeof *v);
+	if (!v)
+		return store_failf(s, STORE_ERR, "out of memory");
+	size_t k = 0;
+	int oom = 0, step = SQLITE_DONE;
+	int rc = store_tx_begin(s);
+	if (rc != STORE_OK)
+		goto out;
+	sqlite3_stmt *st = store_stmt(
+		s, STMT_OUTBOX_DUE,
+		"SELECT o.message_id, o.conversation_id, k.channel, k.address, m.text, m.payload, o.attempts,"
+		" o.created_ms, c.last_inbound_ms"
+		" FROM outbox o JOIN messages m ON m.id = o.message_id"
+		" JOIN conversations c ON c.id = o.conversation_id JOIN contacts k ON k.id = c.contact_id"
+		" WHERE o.dead = 0 AND o.next_attempt_ms <= ?1 AND o.lease_until_ms <= ?1"
+		" AND o.message_id = (SELECT min(o2.message_id) FROM outbox o2"
+		"  WHERE o2.conversation_id = o.conversation_id AND o2.dead = 0)"
+		" ORDER BY o.message_id LIMIT ?2");
+	if (!st) {
+		rc = STORE_ERR;
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	while (k < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		store_outbox_item *it = &v[k++];
+		it->id = sqlite3_column_int64(st, 0);
+		it->conversation_id = sqlite3_column_int64(st, 1);
+		store_col_copy(st, 2, it->channel, sizeof it->channel);
+		store_col_copy(st, 3, it->address, sizeof it->address);
+		it->text = store_col_dup(st, 4, &oom);
+		it->payload = store_col_dup(st, 5, &oom);
+		it->attempts = sqlite3_column_int(st, 6);
+		it->created_ms = sqlite3_column_int64(st, 7);
+		it->last_inbound_ms = sqlite3_column_int64(st, 8);
+		if (oom)
+			break;
+	}
+	if (k < max && !oom && step != SQLITE_DONE)
+		rc = store_fail(s, step);
+	store_stmt_done(st);
+	if (oom)
+		rc = store_failf(s, STORE_ERR, "out of memory");
+	if (rc != STORE_OK)
+		goto fail;
+
+	st = store_stmt(s, STMT_OUTBOX_LEASE, "UPDATE outbox SET lease_until_ms = ? WHERE message_id = ?");
+	if (!st) {
+		rc = STORE_ERR;
+		goto fail;
+	}
+	for (size_t i = 0; i < k; i++) {
+		sqlite3_bind_int64(st, 1, now_ms + lease_ms);
+		sqlite3_bind_int64(st, 2, v[i].id);
+		rc = store_exec_stmt(s, st);
+		if (rc != STORE_OK)
+			goto fail;
+	}
+	rc = store_tx_commit(s);
+	if (rc != STORE_OK)
+		goto out;
+	*items = v;
+	*n = k;
+	return STORE_OK;
+fail:
+	store_tx_rollback(s);
+out:
+	store_outbox_items_free(v, k);
+	return rc;
+}
+
+void store_outbox_items_free(store_outbox_item *items, size_t n)
+{
+	if (!items)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(items[i].text);
+		free(items[i].payload);
+	}
+	free(items);
+}
+
+/* Runs the bound statement st, which must change exactly one row (else
+ * NOTFOUND), inside the caller's transaction. */
+static int exec_one(store *s, sqlite3_stmt *st, int64_t id)
+{
+	int rc = store_exec_stmt(s, st);
+	if (rc == STORE_OK && sqlite3_changes(s->db) != 1)
+		rc = store_failf(s, STORE_ERR_NOTFOUND, "no live outbox row for message %lld", (long long)id);
+	return rc;
+}
+
+int store_outbox_sent(store *s, int64_t id, const char *provider_id, int64_t now_ms)
+{
+	int rc = store_tx_begin(s);
+	if (rc != STORE_OK)
+		return rc;
+	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_DELETE, "DELETE FROM outbox WHERE message_id = ? AND dead = 0");
+	if (!st) {
+		rc = STORE_ERR;
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = exec_one(s, st, id)) != STORE_OK)
+		goto fail;
+	st = store_stmt(s, STMT_MSG_SENT, "UPDATE messages SET status = 'sent', provider_id = ?, error = NULL WHERE id = ?");
+	if (!st) {
+		rc = STORE_ERR;
+		goto fail;
+	}
+	store_bind_text(st, 1, provider_id);
+	sqlite3_bind_int64(st, 2, id);
+	if ((rc = exec_one(s, st, id)) != STORE_OK)
+		goto fail;
+	if ((rc = store_status_insert(s, id, "sent", NULL, now_ms)) != STORE_OK)
+		goto fail;
+	return store_tx_commit(s);
+fail:
+	store_tx_rollback(s);
+	return rc;
+}
+
+int store_outbox_retry(store *s, int64_t id, int64_t next_ms, const char *error, int64_t now_ms)
+{
+	(void)now_ms;
+	int rc = store_tx_begin(s);
+	if (rc != STORE_OK)
+		return rc;
+	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_RETRY,
+				      "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ?,"
+				      " lease_until_ms = 0 WHERE message_id = ? AND dead = 0");
+	if (!st) {
+		rc = STORE_ERR;
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, next_ms);
+	store_bind_text(st, 2, error);
+	sqlite3_bind_int64(st, 3, id);
+	if ((rc = exec_one(s, st, id)) != STORE_OK)
+		goto fail;
+	return store_tx_commit(s);
+fail:
+	store_tx_rollback(s);
+	return rc;
+}
+
+int store_outbox_fail(store *s, int64_t id, const char *status, const char *error, int64_t now_ms)
+{
+	if (!status || (strcmp(status, "failed") != 0 && strcmp(status, "dead") != 0 &&
+			strcmp(status, "window_closed") != 0))
+		return store_failf(s, STORE_ERR, "outbox failure status must be failed, dead or window_closed");
+	int rc = store_tx_begin(s);
+	if (rc != STORE_OK)
+		return rc;
+	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_DEAD,
+				      "UPDATE outbox SET dead = 1, attempts = attempts + 1, last_error = ?, lease_until_ms = 0"
+				      " WHERE message_id = ? AND dead = 0");
+	if (!st) {
+		rc = STORE_ERR;
+		goto fail;
+	}
+	store_bind_text(st, 1, error);
+	sqlite3_bind_int64(st, 2, id);
+	if ((rc = exec_one(s, st, id)) != STORE_OK)
+		goto fail;
+	st = store_stmt(s, STMT_MSG_SET_STATUS, "UPDATE messages SET status = ?, error = ? WHERE id = ?");
+	if (!st) {
+		rc = STORE_ERR;
+		goto fail;
+	}
+	store_bind_text(st, 1, status);
+	store_bind_text(st, 2, error);
+	sqlite3_bind_int64(st, 3, id);
+	if ((rc = exec_one(s, st, id)) != STORE_OK)
+		goto fail;
+	if ((rc = store_status_insert(s, id, status, error, now_ms)) != STORE_OK)
+		goto fail;
+	return store_tx_commit(s);
+fail:
+	store_tx_rollback(s);
+	return rc;
+}
+
+int store_outbox_counts_get(store *s, int64_t now_ms, store_outbox_counts *c)
+{
+	memset(c, 0, sizeof *c);
+	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_COUNTS,
+				      "SELECT coalesce(sum(dead = 0 AND lease_until_ms <= ?1), 0),"
+				      " coalesce(sum(dead = 0 AND lease_until_ms > ?1), 0), coalesce(sum(dead = 1), 0),"
+				      " coalesce(min(CASE WHEN dead = 0 THEN created_ms END), 0) FROM outbox");
+	if (!st)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, now_ms);
+	int step = sqlite3_step(st);
+	int rc = STORE_OK;
+	if (step == SQLITE_ROW) {
+		c->pending = sqlite3_column_int64(st, 0);
+		c->leased = sqlite3_column_int64(st, 1);
+		c->dead = sqlite3_column_int64(st, 2);
+		c->oldest_pending_ms = sqlite3_column_int64(st, 3);
+	} else {
+		rc = store_fail(s, step);
+	}
+	store_stmt_done(st);
+	return rc;
+}

@@ -1,0 +1,234 @@
+/* The outbox and delivery statuses: messages leave in order per conversation,
+ * a lease hides an item until it expires, sent/retry/fail do what the sender
+ * expects, counts add up, and a delivery status never moves backwards while
+ * every report is kept in the history. */
+#include "tests/store/store_test_util.h"
+
+static char dir[256];
+static char path[512];
+static store *s;
+
+static int setup(void **state)
+{
+	(void)state;
+	static int n;
+	char name[32];
+	if (!dir[0])
+		t_mkdir(dir, sizeof dir);
+	snprintf(name, sizeof name, "out%d.db", n++);
+	t_path(path, sizeof path, dir, name);
+	s = t_open(path, 2000);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	store_close(s);
+	s = NULL;
+	return 0;
+}
+
+/* Leases at now and returns the ids (up to 8) in *ids, their count returned. */
+static size_t lease_ids(int64_t now, int64_t lease_ms, size_t max, int64_t *ids)
+{
+	store_outbox_item *it = NULL;
+	size_t n = 0;
+	int rc = store_outbox_lease(s, now, lease_ms, max, &it, &n);
+	if (rc != STORE_OK)
+		fail_msg("lease: %s %s", store_rc_str(rc), store_errmsg(s));
+	for (size_t i = 0; i < n && i < 8; i++)
+		ids[i] = it[i].id;
+	store_outbox_items_free(it, n);
+	return n;
+}
+
+static void test_store_outbox_leaves_in_order_per_conversation(void **state)
+{
+	(void)state;
+	t_decider t = {.queue = 1};
+	int64_t a[3], b;
+	a[0] = t_one(s, &t, t_in("whatsapp", "62811", "a1", "satu", 1000)).out_ids[0];
+	b = t_one(s, &t, t_in("whatsapp", "62822", "b1", "satu", 1001)).out_ids[0];
+	a[1] = t_one(s, &t, t_in("whatsapp", "62811", "a2", "dua", 1002)).out_ids[0];
+	a[2] = t_one(s, &t, t_in("whatsapp", "62811", "a3", "tiga", 1003)).out_ids[0];
+	int64_t ids[8];
+
+	/* Only the head of each conversation. */
+	assert_int_equal(lease_ids(2000, 30000, 10, ids), 2);
+	assert_int_equal(ids[0], a[0]);
+	assert_int_equal(ids[1], b);
+	/* Both are leased: a2 waits behind a1 although it is due. */
+	assert_int_equal(lease_ids(2001, 30000, 10, ids), 0);
+	store_outbox_counts c;
+	assert_int_equal(store_outbox_counts_get(s, 2001, &c), STORE_OK);
+	assert_int_equal(c.pending, 2);
+	assert_int_equal(c.leased, 2);
+	assert_int_equal(c.dead, 0);
+	assert_int_equal(c.oldest_pending_ms, 1000);
+
+	assert_int_equal(store_outbox_sent(s, a[0], "wamid.OUT1", 2100), STORE_OK);
+	assert_int_equal(lease_ids(2200, 30000, 10, ids), 1);
+	assert_int_equal(ids[0], a[1]);
+
+	/* a2 fails for now: it comes back at its retry time, a3 still waits behind it. */
+	assert_int_equal(store_outbox_retry(s, a[1], 7000, "HTTP 503", 2300), STORE_OK);
+	assert_int_equal(lease_ids(2400, 30000, 10, ids), 0);
+	store_outbox_item *it = NULL;
+	size_t n = 0;
+	assert_int_equal(store_outbox_lease(s, 7000, 30000, 10, &it, &n), STORE_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(it[0].id, a[1]);
+	assert_int_equal(it[0].attempts, 1);
+	assert_string_equal(it[0].text, "re: dua");
+	assert_string_equal(it[0].payload, "{\"type\":\"text\"}");
+	assert_string_equal(it[0].channel, "whatsapp");
+	assert_string_equal(it[0].address, "62811");
+	assert_int_equal(it[0].created_ms, 1002);
+	assert_int_equal(it[0].last_inbound_ms, 1003);
+	store_outbox_items_free(it, n);
+
+	/* a2 is given up: it stays as a dead letter and a3 may go. */
+	assert_int_equal(store_outbox_fail(s, a[1], "dead", "8 attempts", 7100), STORE_OK);
+	assert_int_equal(lease_ids(7200, 30000, 10, ids), 1);
+	assert_int_equal(ids[0], a[2]);
+	assert_int_equal(store_outbox_counts_get(s, 7200, &c), STORE_OK);
+	assert_int_equal(c.dead, 1);
+	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM messages WHERE status = 'dead' AND error = '8 attempts'"),
+			 1);
+	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM messages WHERE status = 'sent' AND provider_id = 'wamid.OUT1'"),
+			 1);
+}
+
+static void test_store_outbox_lease_expires(void **state)
+{
+	(void)state;
+	t_decider t = {.queue = 1};
+	int64_t id = t_one(s, &t, t_in("whatsapp", "62833", "x1", "jam", 1000)).out_ids[0];
+	int64_t ids[8];
+	assert_int_equal(lease_ids(5000, 1000, 10, ids), 1);
+	assert_int_equal(lease_ids(5999, 1000, 10, ids), 0); /* still leased */
+	assert_int_equal(lease_ids(6000, 1000, 10, ids), 1); /* the sender died: leased again */
+	assert_int_equal(ids[0], id);
+	/* Not due yet: an item written in the future is not leased. */
+	t_one(s, &t, t_in("whatsapp", "62844", "x2", "jam", 90000));
+	assert_int_equal(lease_ids(8000, 1000, 10, ids), 1);
+	assert_int_equal(ids[0], id);
+}
+
+static void test_store_outbox_lease_respects_max(void **state)
+{
+	(void)state;
+	t_decider t = {.queue = 1};
+	for (int i = 0; i < 5; i++) {
+		char addr[16], pid[16];
+		snprintf(addr, sizeof addr, "6289%d", i);
+		snprintf(pid, sizeof pid, "m%d", i);
+		t_one(s, &t, t_in("whatsapp", addr, pid, "jam", 1000 + i));
+	}
+	int64_t ids[8];
+	assert_int_equal(lease_ids(2000, 1000, 3, ids), 3);
+	assert_int_equal(lease_ids(2000, 1000, 3, ids), 2);
+	assert_int_equal(lease_ids(2000, 1000, 3, ids), 0);
+	assert_int_equal(lease_ids(2000, 1000, 0, ids), 0);
+}
+
+static void test_store_outbox_wrong_calls(void **state)
+{
+	(void)state;
+	t_decider t = {.queue = 1};
+	int64_t id = t_one(s, &t, t_in("whatsapp", "62855", "w1", "jam", 1000)).out_ids[0];
+	static const struct {
+		const char *label;
+		int want;
+	} cases[] = {
+		{"sent unknown", STORE_ERR_NOTFOUND}, {"retry unknown", STORE_ERR_NOTFOUND},
+		{"fail bad status", STORE_ERR},       {"fail ok", STORE_OK},
+		{"retry dead", STORE_ERR_NOTFOUND},   {"sent dead", STORE_ERR_NOTFOUND},
+		{"fail twice", STORE_ERR_NOTFOUND},
+	};
+	int got[7];
+	got[0] = store_outbox_sent(s, id + 1000, "x", 1);
+	got[1] = store_outbox_retry(s, id + 1000, 1, "x", 1);
+	got[2] = store_outbox_fail(s, id, "sent", "x", 1);
+	got[3] = store_outbox_fail(s, id, "window_closed", "24h", 1);
+	got[4] = store_outbox_retry(s, id, 1, "x", 1);
+	got[5] = store_outbox_sent(s, id, "x", 1);
+	got[6] = store_outbox_fail(s, id, "failed", "x", 1);
+	for (size_t i = 0; i < 7; i++)
+		if (got[i] != cases[i].want)
+			fail_msg("%s: %s, want %s", cases[i].label, store_rc_str(got[i]), store_rc_str(cases[i].want));
+	/* An agent's reply to a queued conversation goes through the outbox too. */
+	store_out o = {.text = "Baik, kami cek", .queue = 1};
+	int64_t rid = 0;
+	store_conv c;
+	assert_int_equal(store_conv_find(s, "whatsapp", "62855", &c), STORE_OK);
+	assert_int_equal(store_agent_reply(s, c.id, "wayan", &o, 2000, &rid), STORE_OK);
+	int64_t ids[8];
+	assert_int_equal(lease_ids(3000, 1000, 10, ids), 1);
+	assert_int_equal(ids[0], rid);
+}
+
+/* ---- delivery statuses ---- */
+
+static void test_store_status_never_moves_backwards(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *label;
+		const char *reports[4];
+		const char *want;
+	} cases[] = {
+		{"in order", {"delivered", "read", NULL}, "read"},
+		{"read before delivered", {"read", "delivered", NULL}, "read"},
+		{"late sent", {"delivered", "sent", NULL}, "delivered"},
+		{"failed after sent", {"sent", "failed", NULL}, "failed"},
+		{"failed after read", {"read", "failed", NULL}, "failed"},
+		{"all repeated", {"read", "read", "delivered", "sent"}, "read"},
+		{"unknown status is history only", {"delivered", "deleted", NULL}, "delivered"},
+	};
+	t_decider t = {.queue = 1};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char pid[16], wamid[32], addr[16];
+		snprintf(pid, sizeof pid, "s%zu", i);
+		snprintf(addr, sizeof addr, "6286%zu", i);
+		snprintf(wamid, sizeof wamid, "wamid.S%zu", i);
+		int64_t id = t_one(s, &t, t_in("whatsapp", addr, pid, "jam", 1000)).out_ids[0];
+		assert_int_equal(store_outbox_sent(s, id, wamid, 2000), STORE_OK);
+		int n = 0;
+		for (; n < 4 && cases[i].reports[n]; n++) {
+			const char *st = cases[i].reports[n];
+			int rc = store_msg_status(s, "whatsapp", wamid, st,
+						  strcmp(st, "failed") == 0 ? "131047 re-engagement" : NULL, 3000 + n);
+			if (rc != STORE_OK)
+				fail_msg("%s: report %s: %s", cases[i].label, st, store_rc_str(rc));
+		}
+		char sql[160];
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE id = %lld AND status = '%s'", (long long)id,
+			 cases[i].want);
+		if (t_sql_int(path, sql) != 1)
+			fail_msg("%s: status is not %s", cases[i].label, cases[i].want);
+		/* queued + sent + every report */
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM message_status WHERE message_id = %lld", (long long)id);
+		if (t_sql_int(path, sql) != 2 + n)
+			fail_msg("%s: %lld history rows, want %d", cases[i].label, (long long)t_sql_int(path, sql), 2 + n);
+	}
+	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM messages WHERE error = '131047 re-engagement'"), 2);
+	assert_int_equal(store_msg_status(s, "whatsapp", "wamid.nope", "read", NULL, 1), STORE_ERR_NOTFOUND);
+	assert_int_equal(store_msg_status(s, "twilio", "wamid.S0", "read", NULL, 1), STORE_ERR_NOTFOUND);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_store_outbox_leaves_in_order_per_conversation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_outbox_lease_expires, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_outbox_lease_respects_max, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_outbox_wrong_calls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_status_never_moves_backwards, setup, teardown),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	if (dir[0])
+		t_rmdir(dir);
+	return rc;
+}
