@@ -1,0 +1,232 @@
+/* gw_payload: builds the neutral JSON payload of outbound messages
+ * ({"text", "buttons"?, "form"?}, see gw_channel.h) and splits a text that is
+ * longer than a channel's limit into several messages. The limit is counted in
+ * bytes, which is never more than the characters a provider counts, so a part
+ * always fits. Parts are cut at a paragraph ("\n\n"), else a line, else a space,
+ * else the last UTF-8 character boundary, never inside a character. What the
+ * channel does with the payload is the channel's business. */
+#include "gateway/gw_payload.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- UTF-8 ---- */
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 when invalid. */
+static size_t pl_utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned int cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+		len = 2;
+		cp = s[0] & 0x1F;
+	} else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+		len = 3;
+		cp = s[0] & 0x0F;
+	} else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3F);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+/* A malloc'd copy of s[0..n) that is valid UTF-8: each invalid byte becomes
+ * U+FFFD, so a provider never receives a broken JSON string. */
+static char *pl_utf8_clean(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	char *out = malloc(n * 3 + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		size_t l = u[i] ? pl_utf8_seq(u + i, n - i) : 0;
+		if (l) {
+			memcpy(o, s + i, l);
+			o += l;
+			i += l;
+		} else {
+			memcpy(o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* ---- splitting ---- */
+
+/* Where to cut s (len > max bytes): the end of the first part in *cut, the
+ * start of the next in *next. */
+static void pl_split_point(const char *s, size_t len, size_t max, size_t *cut, size_t *next)
+{
+	static const char *const seps[] = {"\n\n", "\n", " ", NULL};
+	size_t c;
+
+	(void)len;
+	for (size_t k = 0; seps[k]; k++) {
+		size_t sl = strlen(seps[k]);
+		/* the last separator whose preceding text fits, not at the very start */
+		for (size_t i = max; i >= 1; i--) {
+			if (strncmp(s + i, seps[k], sl) == 0) {
+				size_t end = i;
+				/* the whole run of blank space goes, on both sides */
+				while (end > 1 && (s[end - 1] == '\n' || s[end - 1] == ' '))
+					end--;
+				*cut = end;
+				*next = i + sl;
+				while (s[*next] == '\n' || s[*next] == ' ')
+					(*next)++;
+				return;
+			}
+		}
+	}
+	/* no whitespace: the last character boundary at or before max */
+	c = max;
+	while (c > 0 && ((unsigned char)s[c] & 0xC0) == 0x80)
+		c--;
+	if (c == 0) {
+		/* max is smaller than the first character: take that character whole */
+		c = 1;
+		while (s[c] && ((unsigned char)s[c] & 0xC0) == 0x80)
+			c++;
+	}
+	*cut = c;
+	*next = c;
+}
+
+/* ---- building ---- */
+
+static int pl_set(json_t *o, const char *key, json_t *v)
+{
+	return v ? json_object_set_new(o, key, v) : -1;
+}
+
+/* The payload JSON of one part; r (may be NULL) gives the buttons and the form
+ * when last is set. */
+static char *pl_json(const char *text, const bot_reply *r, int last)
+{
+	json_t *o = json_object();
+	char *out = NULL;
+
+	if (!o || pl_set(o, "text", json_string(text)) != 0)
+		goto out;
+	if (last && r && r->n_buttons > 0) {
+		json_t *arr = json_array();
+		if (pl_set(o, "buttons", arr) != 0)
+			goto out;
+		for (int i = 0; i < r->n_buttons && i < BOT_MENU_MAX; i++) {
+			json_t *b = json_object();
+			char *id = NULL, *title = NULL;
+			int bad;
+
+			if (!b || json_array_append_new(arr, b) != 0)
+				goto out;
+			id = pl_utf8_clean(r->buttons[i].id ? r->buttons[i].id : "",
+					   r->buttons[i].id ? strlen(r->buttons[i].id) : 0);
+			title = pl_utf8_clean(r->buttons[i].title ? r->buttons[i].title : "",
+					      r->buttons[i].title ? strlen(r->buttons[i].title) : 0);
+			bad = !id || !title || pl_set(b, "id", json_string(id)) != 0 ||
+			      pl_set(b, "title", json_string(title)) != 0;
+			free(id);
+			free(title);
+			if (bad)
+				goto out;
+		}
+	}
+	if (last && r && r->form) {
+		json_t *f = json_object();
+		const char *fields[3][2] = {{"id", r->form->id}, {"title", r->form->title}, {"url", r->form->url}};
+		if (pl_set(o, "form", f) != 0)
+			goto out;
+		for (int i = 0; i < 3; i++) {
+			const char *v = fields[i][1] ? fields[i][1] : "";
+			char *clean = pl_utf8_clean(v, strlen(v));
+			int bad = !clean || pl_set(f, fields[i][0], json_string(clean)) != 0;
+			free(clean);
+			if (bad)
+				goto out;
+		}
+	}
+	out = json_dumps(o, JSON_COMPACT);
+out:
+	json_decref(o);
+	return out;
+}
+
+static int pl_make(const char *text_in, const bot_reply *r, size_t max_text, char **texts, char **payloads, int max)
+{
+	char *text = NULL;
+	const char *s;
+	size_t len;
+	int n = 0;
+
+	if (!texts || !payloads || max <= 0)
+		return -1;
+	text = pl_utf8_clean(text_in ? text_in : "", text_in ? strlen(text_in) : 0);
+	if (!text)
+		return -1;
+	s = text;
+	len = strlen(s);
+	for (;;) {
+		size_t cut = len, next = len;
+		int last;
+
+		if (max_text > 0 && len > max_text)
+			pl_split_point(s, len, max_text, &cut, &next);
+		last = next >= len;
+		if (n >= max)
+			goto fail;
+		texts[n] = strndup(s, cut);
+		payloads[n] = texts[n] ? pl_json(texts[n], r, last) : NULL;
+		if (!texts[n] || !payloads[n]) {
+			free(texts[n]);
+			free(payloads[n]);
+			goto fail;
+		}
+		n++;
+		if (last)
+			break;
+		s += next;
+		len -= next;
+	}
+	free(text);
+	return n;
+fail:
+	for (int i = 0; i < n; i++) {
+		free(texts[i]);
+		free(payloads[i]);
+		texts[i] = payloads[i] = NULL;
+	}
+	free(text);
+	return -1;
+}
+
+int gw_payload_make(const bot_reply *r, size_t max_text, char **texts, char **payloads, int max)
+{
+	if (!r)
+		return -1;
+	return pl_make(r->text, r, max_text, texts, payloads, max);
+}
+
+int gw_payload_text(const char *text, size_t max_text, char **texts, char **payloads, int max)
+{
+	return pl_make(text, NULL, max_text, texts, payloads, max);
+}

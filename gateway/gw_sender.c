@@ -1,0 +1,786 @@
+/* gw_sender: the thread that delivers the outbox (see docs/sender.md).
+ *
+ * One thread, one curl multi handle, one store handle of its own. Each turn of
+ * the loop it leases due outbox items (as many as there are free slots out of
+ * [sender] concurrency), starts those its channel's token bucket allows, lets
+ * curl move every transfer along, classifies each finished one through the
+ * channel's ops, and records the outcome in the store. An outcome the store
+ * could not record (locked database) is kept and recorded on a later turn: an
+ * outbox row only goes once the provider accepted the message.
+ *
+ * Other threads touch only gw_sender_wake (curl_multi_wakeup, thread-safe), the
+ * atomic counters and gw_sender_stop. The lws loop is never involved: a slow or
+ * hanging provider costs this thread nothing but a slot. */
+#include "gateway/gw_sender.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "gateway/gw_channel.h"
+#include "store/store.h"
+
+#define SND_TICK_MS 200                 /* look for due retries this often */
+#define SND_RESP_MAX (64 * 1024)        /* bytes of a provider's answer we keep */
+#define SND_WINDOW_MS (24LL * 3600 * 1000) /* WhatsApp's customer-service window */
+#define SND_BUCKETS 8
+#define SND_RECORD_LOG_EVERY 50         /* a stuck store write is logged this often */
+
+static const double snd_lat_bounds[GW_SEND_LAT_BUCKETS] = {0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+							  2.5,   5.0,  10.0, 30.0, 60.0, 120.0};
+
+const double *gw_sender_lat_bounds(void)
+{
+	return snd_lat_bounds;
+}
+
+/* ---- state ---- */
+
+typedef enum snd_state {
+	SND_WAITING, /* leased, waiting for its channel's rate limit */
+	SND_ACTIVE,  /* its request is in curl */
+	SND_RECORD,  /* outcome known, waiting to be written to the store */
+} snd_state;
+
+typedef enum snd_outcome { SND_OUT_SENT, SND_OUT_RETRY, SND_OUT_FAIL } snd_outcome;
+
+typedef struct snd_xfer {
+	struct snd_xfer *next;
+	snd_state state;
+	store_outbox_item item; /* text and payload owned */
+	const gw_channel_ops *ops;
+	gw_request req;
+	struct curl_slist *hdrs;
+	CURL *easy;
+	char *resp;
+	size_t resp_len, resp_cap;
+	char curl_err[CURL_ERROR_SIZE];
+	int64_t start_us; /* monotonic, when the request started */
+	long http;
+	int attempted;    /* 1 once a request went out (this attempt counts) */
+	int64_t ms;       /* how long the request took */
+	/* the outcome to record */
+	snd_outcome out;
+	const char *out_status; /* "failed", "dead", "window_closed" */
+	const char *cls_name;
+	int64_t next_ms;
+	char provider_id[256];
+	char error[256];
+	int record_failures;
+} snd_xfer;
+
+typedef struct snd_bucket {
+	char channel[STORE_CHANNEL_MAX];
+	double tokens, rate, cap; /* rate 0: unlimited */
+	int64_t last_us;
+} snd_bucket;
+
+struct gw_sender {
+	const cfg *c;
+	store *st;
+	CURLM *multi;
+	pthread_t thread;
+	int thread_started;
+	atomic_int draining;
+	atomic_int kicked;
+	atomic_llong drain_deadline_us;
+	snd_xfer *head, *tail;
+	size_t n_items; /* every xfer in the list, whatever its state */
+	snd_bucket buckets[SND_BUCKETS];
+	size_t n_buckets;
+	int64_t next_lease_us;
+	int64_t next_retry_us; /* earliest retry we scheduled (monotonic), or INT64_MAX */
+	uint64_t rng;
+	int warned_unconfigured;
+	/* counters */
+	atomic_ullong sent, retried, failed, dead, window_closed, in_flight;
+	atomic_ullong lat_count, lat_sum_us;
+	atomic_ullong lat_bucket[GW_SEND_LAT_BUCKETS + 1]; /* per bucket, not cumulative */
+	atomic_int running;
+};
+
+/* ---- clocks, randomness ---- */
+
+static int64_t snd_wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t snd_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t snd_rand(gw_sender *s)
+{
+	/* xorshift64*: jitter only, not security */
+	s->rng ^= s->rng >> 12;
+	s->rng ^= s->rng << 25;
+	s->rng ^= s->rng >> 27;
+	return s->rng * 2685821657736338717ULL;
+}
+
+/* Delay before the next attempt, after `attempts` earlier failed ones:
+ * d = min(backoff_max, backoff_initial * 2^attempts), twice that for
+ * RETRY_LATER (the provider asked us to slow down), then "equal jitter":
+ * d/2 + random(0..d/2), so retries of many messages spread out. */
+static int64_t snd_backoff_ms(gw_sender *s, int attempts, int later)
+{
+	int64_t max = s->c->sender.backoff_max_ms > 0 ? s->c->sender.backoff_max_ms : 1;
+	int64_t d = s->c->sender.backoff_initial_ms > 0 ? s->c->sender.backoff_initial_ms : 1;
+
+	for (int i = 0; i < attempts && d < max; i++)
+		d *= 2;
+	if (d > max)
+		d = max;
+	if (later)
+		d *= 2;
+	if (d < 2)
+		return d;
+	return d / 2 + (int64_t)(snd_rand(s) % (uint64_t)(d / 2 + 1));
+}
+
+/* ---- rate limit: one token bucket per channel ---- */
+
+static snd_bucket *snd_bucket_get(gw_sender *s, const char *channel)
+{
+	snd_bucket *b;
+
+	for (size_t i = 0; i < s->n_buckets; i++)
+		if (strcmp(s->buckets[i].channel, channel) == 0)
+			return &s->buckets[i];
+	if (s->n_buckets == SND_BUCKETS)
+		return NULL; /* more channels than we know: unlimited */
+	b = &s->buckets[s->n_buckets++];
+	memset(b, 0, sizeof(*b));
+	snprintf(b->channel, sizeof(b->channel), "%s", channel);
+	if (strcmp(channel, "whatsapp") == 0 && s->c->whatsapp.send_rate > 0)
+		b->rate = s->c->whatsapp.send_rate;
+	b->cap = b->rate > 0 ? b->rate : 0; /* at most one second's worth at once */
+	b->tokens = b->cap;
+	b->last_us = snd_mono_us();
+	return b;
+}
+
+/* 0 and one token taken when channel may send now; otherwise the microseconds
+ * until it may. */
+static int64_t snd_bucket_take(gw_sender *s, const char *channel, int64_t now_us)
+{
+	snd_bucket *b = snd_bucket_get(s, channel);
+
+	if (!b || b->rate <= 0)
+		return 0;
+	b->tokens += (double)(now_us - b->last_us) * b->rate / 1e6;
+	if (b->tokens > b->cap)
+		b->tokens = b->cap;
+	b->last_us = now_us;
+	if (b->tokens >= 1.0) {
+		b->tokens -= 1.0;
+		return 0;
+	}
+	return (int64_t)((1.0 - b->tokens) * 1e6 / b->rate) + 1;
+}
+
+/* ---- transfers ---- */
+
+static void snd_xfer_free(gw_sender *s, snd_xfer *x)
+{
+	if (!x)
+		return;
+	if (x->easy) {
+		curl_multi_remove_handle(s->multi, x->easy);
+		curl_easy_cleanup(x->easy);
+		atomic_fetch_sub(&s->in_flight, 1);
+	}
+	curl_slist_free_all(x->hdrs);
+	gw_request_cleanup(&x->req);
+	free(x->item.text);
+	free(x->item.payload);
+	free(x->resp);
+	free(x);
+}
+
+static void snd_unlink(gw_sender *s, snd_xfer *x, snd_xfer *prev)
+{
+	if (prev)
+		prev->next = x->next;
+	else
+		s->head = x->next;
+	if (s->tail == x)
+		s->tail = prev;
+	s->n_items--;
+}
+
+static size_t snd_write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+	snd_xfer *x = userp;
+	size_t n = size * nmemb, keep = n;
+
+	/* Keep the first SND_RESP_MAX bytes and swallow the rest: refusing them
+	 * would turn an accepted message into a transport error and a resend. */
+	if (x->resp_len + keep > SND_RESP_MAX)
+		keep = SND_RESP_MAX - x->resp_len;
+	if (keep) {
+		if (x->resp_len + keep + 1 > x->resp_cap) {
+			size_t cap = x->resp_cap ? x->resp_cap : 1024;
+			char *p;
+			while (cap < x->resp_len + keep + 1)
+				cap *= 2;
+			if (!(p = realloc(x->resp, cap)))
+				return n; /* the answer is lost, not the message */
+			x->resp = p;
+			x->resp_cap = cap;
+		}
+		memcpy(x->resp + x->resp_len, data, keep);
+		x->resp_len += keep;
+		x->resp[x->resp_len] = '\0';
+	}
+	return n;
+}
+
+/* Decides what to write for a transfer that will not (or did not) get a
+ * provider id: a retry, or dead when attempts are used up. */
+static void snd_set_retry(gw_sender *s, snd_xfer *x, int later)
+{
+	if (x->item.attempts + 1 >= s->c->sender.max_attempts) {
+		x->out = SND_OUT_FAIL;
+		x->out_status = "dead";
+	} else {
+		x->out = SND_OUT_RETRY;
+		x->next_ms = snd_wall_ms() + snd_backoff_ms(s, x->item.attempts, later);
+	}
+}
+
+static void snd_set_fail(snd_xfer *x, const char *status, const char *error)
+{
+	x->out = SND_OUT_FAIL;
+	x->out_status = status;
+	if (error)
+		snprintf(x->error, sizeof(x->error), "%s", error);
+	x->state = SND_RECORD;
+}
+
+/* Builds the request and hands it to curl. On failure the xfer is marked for
+ * recording with the reason. */
+static void snd_start(gw_sender *s, snd_xfer *x)
+{
+	char err[256] = "";
+	CURL *e = NULL;
+
+	if (x->ops->build(s->c, &x->item, &x->req, err, sizeof(err)) != 0) {
+		x->cls_name = gw_send_class_name(GW_SEND_PERMANENT);
+		snd_set_fail(x, "failed", NULL);
+		snprintf(x->error, sizeof(x->error), "cannot build request: %.200s", err);
+		return;
+	}
+	for (int i = 0; i < x->req.n_headers && i < GW_REQ_HEADERS_MAX; i++) {
+		struct curl_slist *h = curl_slist_append(x->hdrs, x->req.headers[i]);
+		if (!h)
+			goto oom;
+		x->hdrs = h;
+	}
+	{
+		/* no "Expect: 100-continue" round trip before the body */
+		struct curl_slist *h = curl_slist_append(x->hdrs, "Expect:");
+		if (!h)
+			goto oom;
+		x->hdrs = h;
+	}
+	if (!(e = curl_easy_init()))
+		goto oom;
+	curl_easy_setopt(e, CURLOPT_URL, x->req.url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->c->sender.timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->c->sender.timeout_ms);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, snd_write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->curl_err);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "loket");
+	if (x->req.body) {
+		curl_easy_setopt(e, CURLOPT_POST, 1L);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->req.body_len);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->req.body);
+	}
+	if (x->req.userpwd) {
+		curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(e, CURLOPT_USERPWD, x->req.userpwd);
+	}
+	if (curl_multi_add_handle(s->multi, e) != CURLM_OK)
+		goto oom;
+	x->easy = e;
+	x->start_us = snd_mono_us();
+	x->attempted = 1;
+	x->state = SND_ACTIVE;
+	atomic_fetch_add(&s->in_flight, 1);
+	return;
+oom:
+	curl_easy_cleanup(e);
+	/* nothing was sent: try again later rather than lose it */
+	x->cls_name = "local_error";
+	snprintf(x->error, sizeof(x->error), "out of memory preparing the request");
+	snd_set_retry(s, x, 0);
+	x->state = SND_RECORD;
+}
+
+static void snd_lat_observe(gw_sender *s, int64_t us)
+{
+	size_t b = 0;
+	double secs = (double)us / 1e6;
+
+	while (b < GW_SEND_LAT_BUCKETS && secs > snd_lat_bounds[b])
+		b++;
+	atomic_fetch_add(&s->lat_bucket[b], 1);
+	atomic_fetch_add(&s->lat_count, 1);
+	atomic_fetch_add(&s->lat_sum_us, (unsigned long long)(us > 0 ? us : 0));
+}
+
+/* A finished transfer: classify it and mark it for recording. */
+static void snd_finish(gw_sender *s, snd_xfer *x, CURLcode res)
+{
+	gw_send_class cls;
+	char err[200] = "";
+	int64_t us = snd_mono_us() - x->start_us;
+
+	x->http = 0;
+	if (res == CURLE_OK)
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->http);
+	curl_multi_remove_handle(s->multi, x->easy);
+	curl_easy_cleanup(x->easy);
+	x->easy = NULL;
+	atomic_fetch_sub(&s->in_flight, 1);
+	x->ms = us / 1000;
+	snd_lat_observe(s, us);
+
+	cls = x->ops->classify(x->http, x->resp, x->resp_len, x->provider_id, sizeof(x->provider_id), err,
+			       sizeof(err));
+	x->cls_name = gw_send_class_name(cls);
+	if (res != CURLE_OK)
+		snprintf(x->error, sizeof(x->error), "%s", x->curl_err[0] ? x->curl_err : curl_easy_strerror(res));
+	else
+		snprintf(x->error, sizeof(x->error), "%s", err);
+	switch (cls) {
+	case GW_SEND_OK:
+		x->out = SND_OUT_SENT;
+		break;
+	case GW_SEND_RETRY:
+		snd_set_retry(s, x, 0);
+		break;
+	case GW_SEND_RETRY_LATER:
+		snd_set_retry(s, x, 1);
+		break;
+	case GW_SEND_WINDOW_CLOSED:
+		x->out = SND_OUT_FAIL;
+		x->out_status = "window_closed";
+		break;
+	case GW_SEND_PERMANENT:
+	default:
+		x->out = SND_OUT_FAIL;
+		x->out_status = "failed";
+		break;
+	}
+	x->state = SND_RECORD;
+}
+
+/* Writes x's outcome to the store. 0 when done (x can go), -1 to try again. */
+static int snd_record(gw_sender *s, snd_xfer *x)
+{
+	int64_t now = snd_wall_ms();
+	char to[64], ch[48], pid[300], er[300];
+	int rc;
+
+	switch (x->out) {
+	case SND_OUT_SENT:
+		rc = store_outbox_sent(s->st, x->item.id, x->provider_id[0] ? x->provider_id : NULL, now);
+		break;
+	case SND_OUT_RETRY:
+		rc = store_outbox_retry(s->st, x->item.id, x->next_ms, x->error, now);
+		break;
+	case SND_OUT_FAIL:
+	default:
+		rc = store_outbox_fail(s->st, x->item.id, x->out_status, x->error, now);
+		break;
+	}
+	if (rc == STORE_ERR_BUSY || rc == STORE_ERR) {
+		if (x->record_failures++ % SND_RECORD_LOG_EVERY == 0)
+			log_event(LOG_WARN, "send_record_failed", "id=%" PRId64 " rc=%s detail=%s tries=%d", x->item.id,
+				  store_rc_str(rc), log_kv_str(store_errmsg(s->st), er, sizeof(er)), x->record_failures);
+		return -1;
+	}
+
+	log_mask(x->item.address, to, sizeof(to));
+	log_kv_str(x->item.channel, ch, sizeof(ch));
+	log_kv_str(x->provider_id, pid, sizeof(pid));
+	log_kv_str(x->error, er, sizeof(er));
+	if (rc != STORE_OK) {
+		/* the row is gone or no longer ours: nothing left to record */
+		log_event(LOG_WARN, "send_record_lost", "id=%" PRId64 " rc=%s", x->item.id, store_rc_str(rc));
+	}
+	switch (x->out) {
+	case SND_OUT_SENT:
+		atomic_fetch_add(&s->sent, 1);
+		log_event(LOG_INFO, "send", "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=sent http=%ld attempt=%d ms=%" PRId64 " provider_id=%s",
+			  x->item.id, x->item.conversation_id, ch, to, x->http, x->item.attempts + 1, x->ms, pid);
+		break;
+	case SND_OUT_RETRY: {
+		/* wake for it on time rather than at the next tick */
+		int64_t due_us = snd_mono_us() + (x->next_ms - now) * 1000 + 1000;
+		if (due_us < s->next_retry_us)
+			s->next_retry_us = due_us;
+		atomic_fetch_add(&s->retried, 1);
+		log_event(LOG_WARN, "send", "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=retry class=%s http=%ld attempt=%d ms=%" PRId64 " next_in_ms=%" PRId64 " error=%s",
+			  x->item.id, x->item.conversation_id, ch, to, x->cls_name, x->http, x->item.attempts + 1,
+			  x->ms, x->next_ms - now, er);
+		break;
+	}
+	case SND_OUT_FAIL:
+	default:
+		if (strcmp(x->out_status, "dead") == 0)
+			atomic_fetch_add(&s->dead, 1);
+		else if (strcmp(x->out_status, "window_closed") == 0)
+			atomic_fetch_add(&s->window_closed, 1);
+		else
+			atomic_fetch_add(&s->failed, 1);
+		log_event(LOG_WARN, "send", "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=%s class=%s http=%ld attempt=%d ms=%" PRId64 " error=%s",
+			  x->item.id, x->item.conversation_id, ch, to, x->out_status, x->cls_name ? x->cls_name : "-",
+			  x->http, x->item.attempts + x->attempted, x->ms, er);
+		break;
+	}
+	return 0;
+}
+
+/* ---- the loop's steps ---- */
+
+static int snd_have(const gw_sender *s, int64_t id)
+{
+	for (const snd_xfer *x = s->head; x; x = x->next)
+		if (x->item.id == id)
+			return 1;
+	return 0;
+}
+
+static int64_t snd_lease_ms(const gw_sender *s)
+{
+	int64_t ms = (int64_t)s->c->sender.timeout_ms * 2 + 5000;
+	/* a full set of slots waiting for the rate limit must not outlive its lease */
+	if (s->c->whatsapp.send_rate > 0)
+		ms += (int64_t)s->c->sender.concurrency * 1000 / s->c->whatsapp.send_rate;
+	return ms;
+}
+
+/* Leases due items into free slots. Returns how many were taken. */
+static size_t snd_lease(gw_sender *s)
+{
+	size_t cap = s->c->sender.concurrency > 0 ? (size_t)s->c->sender.concurrency : 1;
+	store_outbox_item *items = NULL;
+	size_t n = 0, taken = 0;
+	int rc;
+
+	if (s->n_items >= cap)
+		return 0;
+	rc = store_outbox_lease(s->st, snd_wall_ms(), snd_lease_ms(s), cap - s->n_items, &items, &n);
+	if (rc != STORE_OK) {
+		char er[200];
+		log_event(LOG_WARN, "send_lease_failed", "rc=%s detail=%s", store_rc_str(rc),
+			  log_kv_str(store_errmsg(s->st), er, sizeof(er)));
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		store_outbox_item *it = &items[i];
+		const gw_channel_ops *ops = gw_channel_lookup(it->channel);
+		snd_xfer *x;
+
+		if (snd_have(s, it->id))
+			continue; /* its lease ran out while we still hold it */
+		if (ops && ops->build && ops->configured && !ops->configured(s->c)) {
+			/* Credentials went away since it was queued: leave it leased; it
+			 * comes back when the lease ends, and goes once configured. */
+			if (!s->warned_unconfigured) {
+				char ch[48];
+				log_event(LOG_WARN, "send_unconfigured", "channel=%s id=%" PRId64 " note=%s",
+					  log_kv_str(it->channel, ch, sizeof(ch)), it->id,
+					  "\"outbox items wait until the channel has credentials\"");
+				s->warned_unconfigured = 1;
+			}
+			continue;
+		}
+		if (!(x = calloc(1, sizeof(*x))))
+			break; /* the rest stay leased and come back later */
+		x->item = *it;
+		it->text = it->payload = NULL; /* owned by x now */
+		x->ops = ops;
+		x->state = SND_WAITING;
+		if (!ops || !ops->build || !ops->classify) {
+			char msg[80];
+			snprintf(msg, sizeof(msg), "no sending channel \"%s\"", x->item.channel);
+			snd_set_fail(x, "failed", msg);
+		}
+		if (s->tail)
+			s->tail->next = x;
+		else
+			s->head = x;
+		s->tail = x;
+		s->n_items++;
+		taken++;
+	}
+	store_outbox_items_free(items, n);
+	return taken;
+}
+
+/* Starts waiting items their channel lets go; returns the microseconds until
+ * the next one may (or -1 when nothing waits on a rate limit). */
+static int64_t snd_start_waiting(gw_sender *s)
+{
+	int64_t wait_min = -1, now_ms = snd_wall_ms();
+
+	for (snd_xfer *x = s->head; x; x = x->next) {
+		int64_t wait;
+
+		if (x->state != SND_WAITING)
+			continue;
+		if (strcmp(x->ops->name, "whatsapp") == 0 && x->item.last_inbound_ms > 0 &&
+		    now_ms - x->item.last_inbound_ms > SND_WINDOW_MS) {
+			x->cls_name = gw_send_class_name(GW_SEND_WINDOW_CLOSED);
+			snd_set_fail(x, "window_closed", "not sent: more than 24 hours since the citizen's last message");
+			continue;
+		}
+		wait = snd_bucket_take(s, x->item.channel, snd_mono_us());
+		if (wait > 0) {
+			if (wait_min < 0 || wait < wait_min)
+				wait_min = wait;
+			continue;
+		}
+		snd_start(s, x);
+	}
+	return wait_min;
+}
+
+static void snd_collect(gw_sender *s)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(s->multi, &left))) {
+		snd_xfer *x = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		if (x)
+			snd_finish(s, x, m->data.result);
+	}
+}
+
+/* Records every finished outcome it can. Returns how many were recorded. */
+static size_t snd_record_all(gw_sender *s)
+{
+	snd_xfer *x = s->head, *prev = NULL;
+	size_t done = 0;
+
+	while (x) {
+		snd_xfer *next = x->next;
+		if (x->state == SND_RECORD && snd_record(s, x) == 0) {
+			snd_unlink(s, x, prev);
+			snd_xfer_free(s, x);
+			done++;
+		} else {
+			prev = x;
+		}
+		x = next;
+	}
+	return done;
+}
+
+static void *snd_main(void *arg)
+{
+	gw_sender *s = arg;
+	int more = 1; /* lease at once on start */
+
+	atomic_store(&s->running, 1);
+	for (;;) {
+		int64_t now_us = snd_mono_us(), wait_us, timeout_ms = SND_TICK_MS;
+		int still, draining = atomic_load(&s->draining);
+
+		if (!draining && (more || atomic_exchange(&s->kicked, 0) || now_us >= s->next_lease_us ||
+				  now_us >= s->next_retry_us)) {
+			size_t cap = s->c->sender.concurrency > 0 ? (size_t)s->c->sender.concurrency : 1;
+			size_t free_slots = s->n_items < cap ? cap - s->n_items : 0;
+			size_t got = snd_lease(s);
+			s->next_lease_us = now_us + SND_TICK_MS * 1000;
+			if (s->next_retry_us <= now_us)
+				s->next_retry_us = INT64_MAX; /* later ones are caught by the tick */
+			/* a full batch means more may be due right away */
+			more = free_slots > 0 && got == free_slots;
+		}
+		if (draining) {
+			/* items not yet started stay leased in the store: the next run sends them */
+			snd_xfer *x = s->head, *prev = NULL;
+			while (x) {
+				snd_xfer *next = x->next;
+				if (x->state == SND_WAITING) {
+					snd_unlink(s, x, prev);
+					snd_xfer_free(s, x);
+				} else {
+					prev = x;
+				}
+				x = next;
+			}
+		}
+		wait_us = snd_start_waiting(s);
+		curl_multi_perform(s->multi, &still);
+		snd_collect(s);
+		/* each recorded outcome may make the conversation's next message due */
+		if (snd_record_all(s) > 0)
+			more = 1;
+
+		/* draining: only started and finished transfers are left in the list */
+		if (draining && (s->head == NULL || snd_mono_us() >= atomic_load(&s->drain_deadline_us)))
+			break;
+		if (more && !draining)
+			timeout_ms = 0;
+		else if (wait_us >= 0 && wait_us / 1000 + 1 < timeout_ms)
+			timeout_ms = wait_us / 1000 + 1;
+		if (!draining && s->next_retry_us != INT64_MAX) {
+			int64_t until = (s->next_retry_us - snd_mono_us()) / 1000 + 1;
+			if (until < timeout_ms)
+				timeout_ms = until > 0 ? until : 0;
+		}
+		if (draining) {
+			int64_t left = (atomic_load(&s->drain_deadline_us) - snd_mono_us()) / 1000 + 1;
+			if (left < timeout_ms)
+				timeout_ms = left > 0 ? left : 0;
+		}
+		curl_multi_poll(s->multi, NULL, 0, (int)timeout_ms, NULL);
+	}
+
+	/* one last chance for outcomes the store refused, then let go of the rest */
+	snd_record_all(s);
+	while (s->head) {
+		snd_xfer *x = s->head;
+		if (x->state == SND_ACTIVE)
+			log_event(LOG_WARN, "send_abandoned", "id=%" PRId64 " note=%s", x->item.id,
+				  "\"stopped while in flight; retried after its lease\"");
+		snd_unlink(s, x, NULL);
+		snd_xfer_free(s, x);
+	}
+	atomic_store(&s->running, 0);
+	return NULL;
+}
+
+/* ---- public ---- */
+
+static void snd_free(gw_sender *s)
+{
+	if (!s)
+		return;
+	if (s->multi)
+		curl_multi_cleanup(s->multi);
+	store_close(s->st);
+	free(s);
+	curl_global_cleanup();
+}
+
+gw_sender *gw_sender_start(const cfg *c, char *err, size_t errlen)
+{
+	gw_sender *s = NULL;
+	store_opts so;
+	char serr[256] = "";
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "curl_global_init failed");
+		return NULL;
+	}
+	if (!(s = calloc(1, sizeof(*s)))) {
+		snprintf(err, errlen, "out of memory");
+		curl_global_cleanup();
+		return NULL;
+	}
+	s->c = c;
+	s->next_retry_us = INT64_MAX;
+	s->rng = (uint64_t)snd_mono_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
+	if (!s->rng)
+		s->rng = 88172645463325252ULL;
+	memset(&so, 0, sizeof(so));
+	so.path = c->store.path;
+	so.synchronous_full = strcasecmp(c->store.synchronous, "FULL") == 0;
+	so.busy_timeout_ms = c->store.busy_timeout_ms;
+	if (!(s->st = store_open(&so, serr, sizeof(serr)))) {
+		snprintf(err, errlen, "sender: cannot open the store: %s", serr);
+		goto fail;
+	}
+	if (!(s->multi = curl_multi_init())) {
+		snprintf(err, errlen, "sender: curl_multi_init failed");
+		goto fail;
+	}
+	if (pthread_create(&s->thread, NULL, snd_main, s) != 0) {
+		snprintf(err, errlen, "sender: cannot start its thread");
+		goto fail;
+	}
+	s->thread_started = 1;
+	atomic_store(&s->running, 1);
+	log_event(LOG_INFO, "sender_started", "concurrency=%d timeout_ms=%d max_attempts=%d whatsapp_rate=%d",
+		  c->sender.concurrency, c->sender.timeout_ms, c->sender.max_attempts, c->whatsapp.send_rate);
+	return s;
+fail:
+	snd_free(s);
+	return NULL;
+}
+
+void gw_sender_wake(gw_sender *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->kicked, 1);
+	curl_multi_wakeup(s->multi);
+}
+
+void gw_sender_stop(gw_sender *s, int drain_ms)
+{
+	if (!s)
+		return;
+	atomic_store(&s->drain_deadline_us, snd_mono_us() + (int64_t)(drain_ms > 0 ? drain_ms : 0) * 1000);
+	atomic_store(&s->draining, 1);
+	curl_multi_wakeup(s->multi);
+	if (s->thread_started)
+		pthread_join(s->thread, NULL);
+	log_event(LOG_INFO, "sender_stopped", "sent=%llu retried=%llu failed=%llu dead=%llu window_closed=%llu",
+		  (unsigned long long)atomic_load(&s->sent), (unsigned long long)atomic_load(&s->retried),
+		  (unsigned long long)atomic_load(&s->failed), (unsigned long long)atomic_load(&s->dead),
+		  (unsigned long long)atomic_load(&s->window_closed));
+	snd_free(s);
+}
+
+void gw_sender_stats_get(gw_sender *s, gw_sender_stats *st)
+{
+	uint64_t cum = 0;
+
+	memset(st, 0, sizeof(*st));
+	if (!s)
+		return;
+	st->sent = atomic_load(&s->sent);
+	st->retried = atomic_load(&s->retried);
+	st->failed = atomic_load(&s->failed);
+	st->dead = atomic_load(&s->dead);
+	st->window_closed = atomic_load(&s->window_closed);
+	st->in_flight = atomic_load(&s->in_flight);
+	st->lat_count = atomic_load(&s->lat_count);
+	st->lat_sum_us = atomic_load(&s->lat_sum_us);
+	for (size_t i = 0; i <= GW_SEND_LAT_BUCKETS; i++) {
+		cum += atomic_load(&s->lat_bucket[i]);
+		st->lat_bucket[i] = cum;
+	}
+	st->running = atomic_load(&s->running);
+}

@@ -1,0 +1,774 @@
+/* gw_whatsapp: the WhatsApp Cloud API channel. Pure transformations, no I/O:
+ * Meta's webhook body -> messages and statuses, one outbox item -> the Graph API
+ * request that sends it, Meta's answer -> a send outcome. The server owns the
+ * routes (and calls gw_whatsapp_verify before parse), the sender owns curl.
+ *
+ * A sample inbound notification (POST /webhook/whatsapp, signed with
+ * X-Hub-Signature-256: sha256=HEX(HMAC-SHA256(app_secret, body))):
+ *
+ *   {"object": "whatsapp_business_account",
+ *    "entry": [{"id": "1029...", "changes": [{"field": "messages", "value": {
+ *      "messaging_product": "whatsapp",
+ *      "metadata": {"display_phone_number": "6281190001234", "phone_number_id": "1098..."},
+ *      "contacts": [{"profile": {"name": "Budi Santoso"}, "wa_id": "6281234567890"}],
+ *      "messages": [{"from": "6281234567890", "id": "wamid.HBg...", "timestamp": "1767256321",
+ *                    "type": "text", "text": {"body": "Halo"}}]}}]}]}
+ *
+ * Status notifications carry "statuses": [{"id", "status", "timestamp",
+ * "errors": [{"code", "title"}]}] in the same place.
+ *
+ * Outbound (see docs/sender.md for the choices): plain text, interactive reply
+ * buttons (1-3), an interactive list (4-10), or a document for a form whose URL
+ * is a file. */
+#include "gateway/gw_whatsapp.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gateway/gw_channel.h"
+
+/* Limits of the Cloud API (characters, not bytes). */
+#define WA_MAX_TEXT 4096
+#define WA_MAX_BODY 1024        /* interactive body text, document caption */
+#define WA_MAX_BUTTON_TITLE 20
+#define WA_MAX_BUTTON_ID 256
+#define WA_MAX_ROW_TITLE 24
+#define WA_MAX_ROW_ID 200
+#define WA_MAX_ROWS 10
+#define WA_LIST_LABEL "Menu"    /* the list's opening button: reads the same in id and en */
+#define WA_ERRMSG_MAX 160       /* bytes of Meta's message kept in an error */
+
+/* ---- small helpers ---- */
+
+static void wa_err(char *err, size_t errlen, const char *msg)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "%s", msg);
+}
+
+static const char *wa_str(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* Sets o[key] = v, taking v (released on failure too). 0 or -1. */
+static int wa_set(json_t *o, const char *key, json_t *v)
+{
+	return v ? json_object_set_new(o, key, v) : -1;
+}
+
+/* Bytes of the first max_chars UTF-8 characters of s (s is valid UTF-8: it
+ * comes from a jansson document). */
+static size_t wa_utf8_prefix(const char *s, size_t max_chars)
+{
+	size_t i = 0, chars = 0;
+
+	while (s[i]) {
+		if (((unsigned char)s[i] & 0xC0) != 0x80) {
+			if (chars == max_chars)
+				break;
+			chars++;
+		}
+		i++;
+	}
+	return i;
+}
+
+static size_t wa_utf8_len(const char *s)
+{
+	size_t chars = 0;
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xC0) != 0x80)
+			chars++;
+	return chars;
+}
+
+/* A JSON string of the first max_chars characters of s. */
+static json_t *wa_json_cut(const char *s, size_t max_chars)
+{
+	return json_stringn(s, wa_utf8_prefix(s, max_chars));
+}
+
+/* ---- signature ---- */
+
+static int wa_hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+int gw_whatsapp_verify(const char *app_secret, const char *body, size_t len, const char *header)
+{
+	static const char prefix[] = "sha256=";
+	unsigned char want[32], got[EVP_MAX_MD_SIZE];
+	unsigned int gotlen = 0;
+	const char *hex;
+	size_t hexlen;
+
+	if (!app_secret || !app_secret[0] || !header || (!body && len))
+		return -1;
+	if (strncmp(header, prefix, sizeof(prefix) - 1) != 0)
+		return -1;
+	hex = header + sizeof(prefix) - 1;
+	hexlen = strlen(hex);
+	while (hexlen && (hex[hexlen - 1] == ' ' || hex[hexlen - 1] == '\t' || hex[hexlen - 1] == '\r' ||
+			  hex[hexlen - 1] == '\n'))
+		hexlen--;
+	if (hexlen != 64)
+		return -1;
+	for (size_t i = 0; i < 32; i++) {
+		int hi = wa_hexval(hex[2 * i]), lo = wa_hexval(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		want[i] = (unsigned char)(hi << 4 | lo);
+	}
+	if (strlen(app_secret) > INT_MAX)
+		return -1;
+	if (!HMAC(EVP_sha256(), app_secret, (int)strlen(app_secret), (const unsigned char *)(body ? body : ""),
+		  len, got, &gotlen) ||
+	    gotlen != 32)
+		return -1;
+	return CRYPTO_memcmp(want, got, 32) == 0 ? 0 : -1;
+}
+
+/* ---- inbound ---- */
+
+/* Meta's timestamps are decimal strings of Unix seconds; accept an integer too.
+ * 0 and *ms filled, or -1. */
+static int wa_timestamp(const json_t *v, int64_t *ms)
+{
+	long long secs;
+
+	if (json_is_integer(v)) {
+		secs = json_integer_value(v);
+	} else if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		char *end = NULL;
+		if (s[0] < '0' || s[0] > '9')
+			return -1;
+		errno = 0;
+		secs = strtoll(s, &end, 10);
+		if (errno || *end)
+			return -1;
+	} else {
+		return -1;
+	}
+	if (secs < 0 || secs > INT64_MAX / 1000)
+		return -1;
+	*ms = (int64_t)secs * 1000;
+	return 0;
+}
+
+static const char *wa_display_name(const json_t *value, const char *wa_id)
+{
+	const json_t *contacts = json_object_get(value, "contacts");
+	for (size_t i = 0; i < json_array_size(contacts); i++) {
+		const json_t *ct = json_array_get(contacts, i);
+		const char *id = wa_str(ct, "wa_id");
+		if (id && strcmp(id, wa_id) == 0)
+			return wa_str(json_object_get(ct, "profile"), "name");
+	}
+	return NULL;
+}
+
+static int wa_is_media(const char *type)
+{
+	static const char *const kinds[] = {"image", "document", "audio", "video", "sticker", "voice", NULL};
+	for (size_t i = 0; kinds[i]; i++)
+		if (strcmp(type, kinds[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Fills *m from one messages[] element. Returns 0 or -1 with the reason. */
+static int wa_parse_message(const json_t *value, const json_t *msg, store_inbound *m, char *err, size_t errlen)
+{
+	const char *type;
+
+	memset(m, 0, sizeof(*m));
+	if (!json_is_object(msg)) {
+		wa_err(err, errlen, "message is not an object");
+		return -1;
+	}
+	m->channel = "whatsapp";
+	m->address = wa_str(msg, "from");
+	m->provider_id = wa_str(msg, "id");
+	type = wa_str(msg, "type");
+	if (!m->address || !m->address[0] || !m->provider_id || !m->provider_id[0] || !type) {
+		wa_err(err, errlen, "message without from, id or type");
+		return -1;
+	}
+	if (wa_timestamp(json_object_get(msg, "timestamp"), &m->at_ms) != 0) {
+		wa_err(err, errlen, "message with a bad timestamp");
+		return -1;
+	}
+	m->display_name = wa_display_name(value, m->address);
+
+	if (strcmp(type, "text") == 0) {
+		m->kind = "text";
+		m->text = wa_str(json_object_get(msg, "text"), "body");
+		if (!m->text) {
+			wa_err(err, errlen, "text message without text.body");
+			return -1;
+		}
+	} else if (strcmp(type, "interactive") == 0) {
+		const json_t *ia = json_object_get(msg, "interactive");
+		const char *itype = wa_str(ia, "type");
+		const json_t *reply = NULL;
+		if (itype && (strcmp(itype, "button_reply") == 0 || strcmp(itype, "list_reply") == 0))
+			reply = json_object_get(ia, itype);
+		if (reply) {
+			m->kind = "button";
+			m->button = wa_str(reply, "id");
+			m->text = wa_str(reply, "title");
+			if (!m->button) {
+				wa_err(err, errlen, "interactive reply without id");
+				return -1;
+			}
+		} else {
+			/* flows and other interactive answers: kept, not understood */
+			m->kind = "media";
+			m->media_type = "interactive";
+		}
+	} else if (strcmp(type, "button") == 0) {
+		const json_t *b = json_object_get(msg, "button");
+		m->kind = "button";
+		m->button = wa_str(b, "payload");
+		m->text = wa_str(b, "text");
+		if (!m->button && !m->text) {
+			wa_err(err, errlen, "button message without payload");
+			return -1;
+		}
+	} else if (wa_is_media(type)) {
+		const json_t *md = json_object_get(msg, type);
+		m->kind = "media";
+		m->media_id = wa_str(md, "id");
+		m->media_type = wa_str(md, "mime_type");
+		if (!m->media_type)
+			m->media_type = type;
+		m->text = wa_str(md, "caption");
+	} else {
+		/* location, contacts, reaction, unsupported, ...: the type names it */
+		m->kind = "media";
+		m->media_type = type;
+	}
+	return 0;
+}
+
+/* Fills *st from one statuses[] element; a failure's "<code> <title>" is
+ * stored back into the element so that the document owns it. */
+static int wa_parse_status(json_t *sobj, gw_status *st, char *err, size_t errlen)
+{
+	const json_t *e0;
+
+	memset(st, 0, sizeof(*st));
+	if (!json_is_object(sobj)) {
+		wa_err(err, errlen, "status is not an object");
+		return -1;
+	}
+	st->provider_id = wa_str(sobj, "id");
+	st->status = wa_str(sobj, "status");
+	if (!st->provider_id || !st->provider_id[0] || !st->status || !st->status[0]) {
+		wa_err(err, errlen, "status without id or status");
+		return -1;
+	}
+	if (wa_timestamp(json_object_get(sobj, "timestamp"), &st->at_ms) != 0) {
+		wa_err(err, errlen, "status with a bad timestamp");
+		return -1;
+	}
+	e0 = json_array_get(json_object_get(sobj, "errors"), 0);
+	if (json_is_object(e0)) {
+		const json_t *code = json_object_get(e0, "code");
+		const char *title = wa_str(e0, "title");
+		char buf[256];
+		int tl, k;
+
+		if (!title)
+			title = wa_str(e0, "message");
+		tl = title ? (int)wa_utf8_prefix(title, 100) : 0;
+		if (tl > 200) /* 100 characters of at most 2 bytes each fit; longer ones go whole-character */
+			tl = (int)wa_utf8_prefix(title, 50);
+		if (json_is_integer(code))
+			k = snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT "%s%.*s", json_integer_value(code),
+				     title ? " " : "", tl, title ? title : "");
+		else
+			k = snprintf(buf, sizeof(buf), "%.*s", title ? tl : 5, title ? title : "error");
+		if (k < 0 || (size_t)k >= sizeof(buf) || wa_set(sobj, "loket_error", json_string(buf)) != 0) {
+			wa_err(err, errlen, "out of memory");
+			return -1;
+		}
+		st->error = wa_str(sobj, "loket_error");
+	}
+	return 0;
+}
+
+static int wa_parse(const cfg *c, const char *body, size_t len, gw_parsed *out, char *err, size_t errlen)
+{
+	json_t *doc = NULL, *entries;
+	json_error_t jerr;
+	size_t n_msgs = 0, n_st = 0, im = 0, is = 0;
+	int rc = -1;
+
+	(void)c;
+	memset(out, 0, sizeof(*out));
+	if (!body || len == 0) {
+		wa_err(err, errlen, "empty body");
+		goto out;
+	}
+	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!doc) {
+		wa_err(err, errlen, "not JSON");
+		goto out;
+	}
+	if (!json_is_object(doc) || !wa_str(doc, "object") ||
+	    strcmp(wa_str(doc, "object"), "whatsapp_business_account") != 0) {
+		wa_err(err, errlen, "not a whatsapp_business_account notification");
+		goto out;
+	}
+	entries = json_object_get(doc, "entry");
+	if (!json_is_array(entries)) {
+		wa_err(err, errlen, "entry missing");
+		goto out;
+	}
+
+	/* pass 1: check the shape and count */
+	for (size_t e = 0; e < json_array_size(entries); e++) {
+		const json_t *changes = json_object_get(json_array_get(entries, e), "changes");
+		if (!json_is_array(changes)) {
+			wa_err(err, errlen, "entry without changes");
+			goto out;
+		}
+		for (size_t k = 0; k < json_array_size(changes); k++) {
+			const json_t *ch = json_array_get(changes, k);
+			const char *field = wa_str(ch, "field");
+			const json_t *value = json_object_get(ch, "value"), *msgs, *sts;
+			if (!json_is_object(ch)) {
+				wa_err(err, errlen, "change is not an object");
+				goto out;
+			}
+			if (field && strcmp(field, "messages") != 0)
+				continue; /* account updates and other fields: not ours */
+			if (!json_is_object(value)) {
+				wa_err(err, errlen, "change without value");
+				goto out;
+			}
+			msgs = json_object_get(value, "messages");
+			sts = json_object_get(value, "statuses");
+			if ((msgs && !json_is_array(msgs)) || (sts && !json_is_array(sts))) {
+				wa_err(err, errlen, "messages or statuses is not an array");
+				goto out;
+			}
+			n_msgs += json_array_size(msgs);
+			n_st += json_array_size(sts);
+		}
+	}
+	if (n_msgs && !(out->msgs = calloc(n_msgs, sizeof(*out->msgs)))) {
+		wa_err(err, errlen, "out of memory");
+		goto out;
+	}
+	if (n_st && !(out->statuses = calloc(n_st, sizeof(*out->statuses)))) {
+		wa_err(err, errlen, "out of memory");
+		goto out;
+	}
+
+	/* pass 2: fill */
+	for (size_t e = 0; e < json_array_size(entries); e++) {
+		const json_t *changes = json_object_get(json_array_get(entries, e), "changes");
+		for (size_t k = 0; k < json_array_size(changes); k++) {
+			const json_t *ch = json_array_get(changes, k);
+			const char *field = wa_str(ch, "field");
+			const json_t *value = json_object_get(ch, "value");
+			const json_t *msgs = json_object_get(value, "messages");
+			const json_t *sts = json_object_get(value, "statuses");
+			if (field && strcmp(field, "messages") != 0)
+				continue;
+			for (size_t i = 0; i < json_array_size(msgs); i++)
+				if (wa_parse_message(value, json_array_get(msgs, i), &out->msgs[im++], err, errlen) != 0)
+					goto out;
+			for (size_t i = 0; i < json_array_size(sts); i++)
+				if (wa_parse_status(json_array_get(sts, i), &out->statuses[is++], err, errlen) != 0)
+					goto out;
+		}
+	}
+	out->n_msgs = im;
+	out->n_statuses = is;
+	out->owner = doc;
+	doc = NULL;
+	rc = 0;
+out:
+	if (rc != 0) {
+		free(out->msgs);
+		free(out->statuses);
+		memset(out, 0, sizeof(*out));
+	}
+	json_decref(doc);
+	return rc;
+}
+
+/* ---- outbound ---- */
+
+static int wa_has_url(const char *s)
+{
+	return strstr(s, "http://") != NULL || strstr(s, "https://") != NULL;
+}
+
+/* The file name of a URL that points at a downloadable file (.pdf, .doc, ...),
+ * copied into name; 0 when it is one, -1 when it looks like a page. */
+static int wa_file_name(const char *url, char *name, size_t namelen)
+{
+	static const char *const exts[] = {".pdf", ".doc", ".docx", ".xls", ".xlsx", ".zip", NULL};
+	size_t end = strcspn(url, "?#"), start = end;
+	const char *scheme = strstr(url, "://");
+	size_t min = scheme ? (size_t)(scheme - url) + 3 : 0;
+	int k;
+
+	while (start > min && url[start - 1] != '/')
+		start--;
+	if (start <= min && scheme)
+		return -1; /* "https://host" alone */
+	for (size_t i = 0; exts[i]; i++) {
+		size_t el = strlen(exts[i]);
+		if (end - start > el && strncasecmp(url + end - el, exts[i], el) == 0) {
+			k = snprintf(name, namelen, "%.*s", (int)(end - start), url + start);
+			return (k < 0 || (size_t)k >= namelen) ? -1 : 0;
+		}
+	}
+	return -1;
+}
+
+/* {"type": "text", "text": {"body", "preview_url"}} */
+static int wa_body_text(json_t *msg, const char *text)
+{
+	json_t *t = json_object();
+	if (!t || wa_set(msg, "text", t) != 0)
+		return -1;
+	if (wa_set(msg, "type", json_string("text")) != 0 || wa_set(t, "body", json_string(text)) != 0)
+		return -1;
+	if (wa_has_url(text) && wa_set(t, "preview_url", json_true()) != 0)
+		return -1;
+	return 0;
+}
+
+/* Attaches v to parent under key and returns it (borrowed), or NULL; v is
+ * released on failure (jansson's _new functions steal it either way). */
+static json_t *wa_child(json_t *parent, const char *key, json_t *v)
+{
+	return json_object_set_new(parent, key, v) == 0 ? v : NULL;
+}
+
+/* Reply buttons (1-3), with the form's document as header when there is one. */
+static int wa_body_buttons(json_t *msg, const char *text, const json_t *buttons, size_t n, const char *doc_url,
+			   const char *doc_name)
+{
+	json_t *ia, *action, *arr;
+
+	if (wa_set(msg, "type", json_string("interactive")) != 0 || !(ia = wa_child(msg, "interactive", json_object())))
+		return -1;
+	if (wa_set(ia, "type", json_string("button")) != 0)
+		return -1;
+	if (doc_url) {
+		json_t *hdr = wa_child(ia, "header", json_object()), *doc;
+		if (!hdr || wa_set(hdr, "type", json_string("document")) != 0 ||
+		    !(doc = wa_child(hdr, "document", json_object())))
+			return -1;
+		if (wa_set(doc, "link", json_string(doc_url)) != 0 || wa_set(doc, "filename", json_string(doc_name)) != 0)
+			return -1;
+	}
+	if (!(action = wa_child(ia, "body", json_object())) || wa_set(action, "text", json_string(text)) != 0)
+		return -1;
+	if (!(action = wa_child(ia, "action", json_object())) || !(arr = wa_child(action, "buttons", json_array())))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *b = json_array_get(buttons, i);
+		json_t *btn = json_object(), *reply;
+		if (!btn || json_array_append_new(arr, btn) != 0)
+			return -1;
+		if (wa_set(btn, "type", json_string("reply")) != 0 || !(reply = wa_child(btn, "reply", json_object())))
+			return -1;
+		if (wa_set(reply, "id", wa_json_cut(wa_str(b, "id"), WA_MAX_BUTTON_ID)) != 0 ||
+		    wa_set(reply, "title", wa_json_cut(wa_str(b, "title"), WA_MAX_BUTTON_TITLE)) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A list message (4-10 choices). */
+static int wa_body_list(json_t *msg, const char *text, const json_t *buttons, size_t n)
+{
+	json_t *ia, *body, *action, *sections, *section, *rows;
+
+	if (n > WA_MAX_ROWS)
+		n = WA_MAX_ROWS;
+	if (wa_set(msg, "type", json_string("interactive")) != 0 || wa_set(msg, "interactive", json_object()) != 0)
+		return -1;
+	ia = json_object_get(msg, "interactive");
+	if (wa_set(ia, "type", json_string("list")) != 0 || wa_set(ia, "body", json_object()) != 0 ||
+	    wa_set(ia, "action", json_object()) != 0)
+		return -1;
+	body = json_object_get(ia, "body");
+	action = json_object_get(ia, "action");
+	if (wa_set(body, "text", json_string(text)) != 0 ||
+	    wa_set(action, "button", json_string(WA_LIST_LABEL)) != 0 ||
+	    wa_set(action, "sections", json_array()) != 0)
+		return -1;
+	sections = json_object_get(action, "sections");
+	section = json_object();
+	if (!section || json_array_append_new(sections, section) != 0)
+		return -1;
+	if (wa_set(section, "title", json_string(WA_LIST_LABEL)) != 0 || wa_set(section, "rows", json_array()) != 0)
+		return -1;
+	rows = json_object_get(section, "rows");
+	for (size_t i = 0; i < n; i++) {
+		const json_t *b = json_array_get(buttons, i);
+		json_t *row = json_object();
+		if (!row || json_array_append_new(rows, row) != 0)
+			return -1;
+		if (wa_set(row, "id", wa_json_cut(wa_str(b, "id"), WA_MAX_ROW_ID)) != 0 ||
+		    wa_set(row, "title", wa_json_cut(wa_str(b, "title"), WA_MAX_ROW_TITLE)) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int wa_body_document(json_t *msg, const char *url, const char *name, const char *caption)
+{
+	json_t *doc;
+
+	if (wa_set(msg, "type", json_string("document")) != 0 || wa_set(msg, "document", json_object()) != 0)
+		return -1;
+	doc = json_object_get(msg, "document");
+	if (wa_set(doc, "link", json_string(url)) != 0 || wa_set(doc, "filename", json_string(name)) != 0)
+		return -1;
+	if (caption[0] && wa_set(doc, "caption", json_string(caption)) != 0)
+		return -1;
+	return 0;
+}
+
+static int wa_add_header(gw_request *req, const char *name, const char *value)
+{
+	size_t n = strlen(name) + 2 + strlen(value) + 1;
+	char *h;
+
+	if (req->n_headers >= GW_REQ_HEADERS_MAX || !(h = malloc(n)))
+		return -1;
+	snprintf(h, n, "%s: %s", name, value);
+	req->headers[req->n_headers++] = h;
+	return 0;
+}
+
+/* A payload's buttons are usable when every one has a string id and title. */
+static size_t wa_buttons_ok(const json_t *buttons)
+{
+	size_t n = json_array_size(buttons);
+	for (size_t i = 0; i < n; i++) {
+		const json_t *b = json_array_get(buttons, i);
+		if (!wa_str(b, "id") || !wa_str(b, "title") || !wa_str(b, "id")[0] || !wa_str(b, "title")[0])
+			return 0;
+	}
+	return n;
+}
+
+static int wa_build(const cfg *c, const store_outbox_item *it, gw_request *req, char *err, size_t errlen)
+{
+	json_t *payload = NULL, *msg = NULL, *buttons = NULL;
+	json_error_t jerr;
+	const char *text = it->text, *doc_url = NULL;
+	char doc_name[256] = "", *auth = NULL;
+	size_t n_buttons = 0, base_len, alen;
+	int rc = -1, k;
+
+	memset(req, 0, sizeof(*req));
+	if (it->payload && it->payload[0]) {
+		const json_t *form;
+		payload = json_loads(it->payload, 0, &jerr);
+		if (!json_is_object(payload)) {
+			wa_err(err, errlen, "payload is not a JSON object");
+			goto out;
+		}
+		if (wa_str(payload, "text"))
+			text = wa_str(payload, "text");
+		buttons = json_object_get(payload, "buttons");
+		n_buttons = wa_buttons_ok(buttons);
+		form = json_object_get(payload, "form");
+		if (wa_str(form, "url") && wa_file_name(wa_str(form, "url"), doc_name, sizeof(doc_name)) == 0)
+			doc_url = wa_str(form, "url");
+	}
+	if (!text || !text[0]) {
+		if (!doc_url) {
+			wa_err(err, errlen, "nothing to send: empty text");
+			goto out;
+		}
+		text = "";
+	}
+	if (!it->address[0]) {
+		wa_err(err, errlen, "no recipient");
+		goto out;
+	}
+
+	msg = json_object();
+	if (!msg || wa_set(msg, "messaging_product", json_string("whatsapp")) != 0 ||
+	    wa_set(msg, "recipient_type", json_string("individual")) != 0 ||
+	    wa_set(msg, "to", json_string(it->address)) != 0)
+		goto oom;
+	/* Interactive bodies and captions hold 1024 characters: a longer text goes
+	 * as plain text (the engine's text already names the choices and the link). */
+	if (wa_utf8_len(text) > WA_MAX_BODY) {
+		if (wa_body_text(msg, text) != 0)
+			goto oom;
+	} else if (n_buttons >= 1 && n_buttons <= 3) {
+		if (!text[0])
+			text = doc_name;
+		if (wa_body_buttons(msg, text, buttons, n_buttons, doc_url, doc_name) != 0)
+			goto oom;
+	} else if (n_buttons >= 4 && text[0]) {
+		if (wa_body_list(msg, text, buttons, n_buttons) != 0)
+			goto oom;
+	} else if (doc_url) {
+		if (wa_body_document(msg, doc_url, doc_name, text) != 0)
+			goto oom;
+	} else {
+		if (wa_body_text(msg, text) != 0)
+			goto oom;
+	}
+
+	base_len = strlen(c->whatsapp.api_base);
+	while (base_len && c->whatsapp.api_base[base_len - 1] == '/')
+		base_len--;
+	{
+		size_t ulen = base_len + strlen(c->whatsapp.phone_number_id) + 32;
+		if (!(req->url = malloc(ulen)))
+			goto oom;
+		k = snprintf(req->url, ulen, "%.*s/%s/messages", (int)base_len, c->whatsapp.api_base,
+			     c->whatsapp.phone_number_id);
+		if (k < 0 || (size_t)k >= ulen)
+			goto oom;
+	}
+	alen = strlen("Bearer ") + strlen(c->whatsapp.access_token) + 1;
+	if (!(auth = malloc(alen)))
+		goto oom;
+	snprintf(auth, alen, "Bearer %s", c->whatsapp.access_token);
+	if (wa_add_header(req, "Authorization", auth) != 0 ||
+	    wa_add_header(req, "Content-Type", "application/json") != 0)
+		goto oom;
+	if (!(req->body = json_dumps(msg, JSON_COMPACT)))
+		goto oom;
+	req->body_len = strlen(req->body);
+	rc = 0;
+	goto out;
+oom:
+	wa_err(err, errlen, "out of memory");
+out:
+	if (auth) {
+		for (volatile char *p = auth; *p; p++)
+			*p = '\0';
+		free(auth);
+	}
+	if (rc != 0)
+		gw_request_cleanup(req);
+	json_decref(msg);
+	json_decref(payload);
+	return rc;
+}
+
+/* ---- the answer ---- */
+
+static int wa_code_in(json_int_t code, const json_int_t *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == code)
+			return 1;
+	return 0;
+}
+
+static gw_send_class wa_classify(long http_status, const char *body, size_t len, char *provider_id, size_t idlen,
+				 char *err, size_t errlen)
+{
+	/* Meta's throttling codes: app/account/pair rate limits, spam limit. */
+	static const json_int_t throttle[] = {4, 80007, 130429, 131048, 131056};
+	json_t *doc = NULL;
+	json_error_t jerr;
+	const json_t *error;
+	json_int_t code = 0;
+	int has_code = 0;
+	gw_send_class cls;
+
+	if (provider_id && idlen)
+		provider_id[0] = '\0';
+	if (err && errlen)
+		err[0] = '\0';
+	if (http_status == 0) {
+		wa_err(err, errlen, "no answer (transport error or timeout)");
+		return GW_SEND_RETRY;
+	}
+	if (body && len)
+		doc = json_loadb(body, len, 0, &jerr);
+
+	if (http_status >= 200 && http_status < 300) {
+		const char *id = wa_str(json_array_get(json_object_get(doc, "messages"), 0), "id");
+		if (id && provider_id && idlen)
+			snprintf(provider_id, idlen, "%s", id);
+		if (!id)
+			wa_err(err, errlen, "accepted without a message id");
+		json_decref(doc);
+		return GW_SEND_OK;
+	}
+
+	error = json_object_get(doc, "error");
+	if (json_is_integer(json_object_get(error, "code"))) {
+		code = json_integer_value(json_object_get(error, "code"));
+		has_code = 1;
+	}
+	if (err && errlen) {
+		const char *m = wa_str(error, "message");
+		char msgbuf[WA_ERRMSG_MAX + 1];
+		size_t ml = m ? wa_utf8_prefix(m, WA_ERRMSG_MAX) : 0;
+		if (ml > WA_ERRMSG_MAX)
+			ml = WA_ERRMSG_MAX;
+		while (ml && m && ((unsigned char)m[ml] & 0xC0) == 0x80)
+			ml--;
+		snprintf(msgbuf, sizeof(msgbuf), "%.*s", (int)ml, m ? m : "");
+		if (has_code)
+			snprintf(err, errlen, "%" JSON_INTEGER_FORMAT " %s", code, m ? msgbuf : "error");
+		else
+			snprintf(err, errlen, "http %ld", http_status);
+	}
+	if (has_code && code == 131047)
+		cls = GW_SEND_WINDOW_CLOSED;
+	else if (http_status == 429 || (has_code && wa_code_in(code, throttle, sizeof(throttle) / sizeof(throttle[0]))))
+		cls = GW_SEND_RETRY_LATER;
+	else if (http_status >= 500)
+		cls = GW_SEND_RETRY;
+	else
+		cls = GW_SEND_PERMANENT; /* 4xx, and redirects nobody should send us */
+	json_decref(doc);
+	return cls;
+}
+
+static int wa_configured(const cfg *c)
+{
+	return c->whatsapp.phone_number_id[0] != '\0' && c->whatsapp.access_token[0] != '\0';
+}
+
+const gw_channel_ops gw_whatsapp_ops = {
+	.name = "whatsapp",
+	.configured = wa_configured,
+	.parse = wa_parse,
+	.build = wa_build,
+	.classify = wa_classify,
+	.max_text = WA_MAX_TEXT,
+};

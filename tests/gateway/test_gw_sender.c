@@ -1,0 +1,718 @@
+/* Tests of the sender thread against tests/integration/provider.py (a fake
+ * WhatsApp Cloud API on 127.0.0.1, started here by fork/exec and stopped by
+ * PID) and a temporary SQLite store: delivery, order, each failure class, the
+ * 24-hour window, the rate limit, stopping with a request in flight, and that
+ * the access token never reaches the log. Run from the repository root. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/cfg.h"
+#include "core/log.h"
+#include "gateway/gw_sender.h"
+#include "store/store.h"
+
+#define TOKEN "TESTTOKEN-s3cr3t"
+#define PNID "109876543210987"
+
+static pid_t provider_pid = -1;
+static int provider_port;
+static char tmpdir[256];
+static char logpath[300];
+static int saved_stderr = -1;
+static int db_counter;
+static int in_counter;
+
+/* ---- clocks ---- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* ---- the provider ---- */
+
+typedef struct buf {
+	char *p;
+	size_t n;
+} buf;
+
+static size_t buf_write(char *d, size_t sz, size_t nm, void *u)
+{
+	buf *b = u;
+	char *p = realloc(b->p, b->n + sz * nm + 1);
+	if (!p)
+		return 0;
+	memcpy(p + b->n, d, sz * nm);
+	b->p = p;
+	b->n += sz * nm;
+	p[b->n] = '\0';
+	return sz * nm;
+}
+
+/* A request to the provider's control interface; returns the body (malloc'd). */
+static char *provider_call(const char *method, const char *path, const char *body)
+{
+	CURL *e = curl_easy_init();
+	char url[128];
+	buf b = {NULL, 0};
+	long code = 0;
+
+	assert_non_null(e);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", provider_port, path);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
+	if (body)
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+	if (curl_easy_perform(e) != CURLE_OK)
+		fail_msg("provider %s %s: no answer", method, path);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(e);
+	if (code != 200)
+		fail_msg("provider %s %s: http %ld", method, path, code);
+	return b.p ? b.p : strdup("");
+}
+
+static void provider_mode(const char *mode, int count)
+{
+	char body[96];
+	if (count > 0)
+		snprintf(body, sizeof(body), "{\"mode\":\"%s\",\"count\":%d}", mode, count);
+	else
+		snprintf(body, sizeof(body), "{\"mode\":\"%s\"}", mode);
+	free(provider_call("POST", "/_control", body));
+}
+
+static void provider_reset(void)
+{
+	free(provider_call("POST", "/_reset", ""));
+}
+
+/* The recorded requests (a JSON array the caller decrefs). */
+static json_t *provider_requests(void)
+{
+	char *raw = provider_call("GET", "/_requests", NULL);
+	json_error_t jerr;
+	json_t *j = json_loads(raw, 0, &jerr);
+	free(raw);
+	assert_true(json_is_array(j));
+	return j;
+}
+
+static size_t provider_count(void)
+{
+	json_t *j = provider_requests();
+	size_t n = json_array_size(j);
+	json_decref(j);
+	return n;
+}
+
+/* The JSON body of recorded request i. */
+static json_t *request_body(json_t *reqs, size_t i)
+{
+	json_error_t jerr;
+	json_t *b = json_loads(json_string_value(json_object_get(json_array_get(reqs, i), "body")), 0, &jerr);
+	assert_non_null(b);
+	return b;
+}
+
+static int group_setup(void **state)
+{
+	char portfile[300];
+	int fd;
+
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/loket-sender-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return -1;
+	snprintf(portfile, sizeof(portfile), "%s/port", tmpdir);
+	provider_pid = fork();
+	if (provider_pid < 0)
+		return -1;
+	if (provider_pid == 0) {
+		execlp("python3", "python3", "tests/integration/provider.py", "--port", "0", "--portfile", portfile,
+		       (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200 && !provider_port; i++) {
+		FILE *f = fopen(portfile, "r");
+		if (f) {
+			if (fscanf(f, "%d", &provider_port) != 1)
+				provider_port = 0;
+			fclose(f);
+		}
+		if (!provider_port)
+			sleep_ms(25);
+	}
+	if (!provider_port) {
+		fprintf(stderr, "the provider did not start (run from the repository root)\n");
+		return -1;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	/* every log line of the run goes to a file, checked for the token at the end */
+	snprintf(logpath, sizeof(logpath), "%s/log", tmpdir);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -1;
+	saved_stderr = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	char cmd[600];
+
+	(void)state;
+	if (saved_stderr >= 0) {
+		dup2(saved_stderr, STDERR_FILENO);
+		close(saved_stderr);
+	}
+	if (provider_pid > 0) {
+		kill(provider_pid, SIGTERM);
+		waitpid(provider_pid, NULL, 0);
+	}
+	curl_global_cleanup();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (getenv("LOKET_KEEP_TMP") == NULL && system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+	return 0;
+}
+
+/* ---- store and config ---- */
+
+typedef struct fixture {
+	cfg c;
+	store *st;
+	gw_sender *s;
+} fixture;
+
+static void fixture_init(fixture *f)
+{
+	store_opts o;
+	char err[256];
+
+	memset(f, 0, sizeof(*f));
+	cfg_defaults(&f->c);
+	snprintf(f->c.store.path, sizeof(f->c.store.path), "%s/t%d.db", tmpdir, ++db_counter);
+	snprintf(f->c.store.synchronous, sizeof(f->c.store.synchronous), "NORMAL");
+	f->c.store.busy_timeout_ms = 2000;
+	snprintf(f->c.whatsapp.api_base, sizeof(f->c.whatsapp.api_base), "http://127.0.0.1:%d/v21.0",
+		 provider_port);
+	snprintf(f->c.whatsapp.phone_number_id, sizeof(f->c.whatsapp.phone_number_id), PNID);
+	snprintf(f->c.whatsapp.access_token, sizeof(f->c.whatsapp.access_token), TOKEN);
+	f->c.whatsapp.send_rate = 1000;
+	f->c.sender.max_attempts = 5;
+	f->c.sender.backoff_initial_ms = 50;
+	f->c.sender.backoff_max_ms = 400;
+	f->c.sender.timeout_ms = 2000;
+	f->c.sender.concurrency = 8;
+	memset(&o, 0, sizeof(o));
+	o.path = f->c.store.path;
+	o.busy_timeout_ms = 2000;
+	f->st = store_open(&o, err, sizeof(err));
+	if (!f->st)
+		fail_msg("store_open: %s", err);
+	provider_reset();
+}
+
+static void fixture_start(fixture *f)
+{
+	char err[256];
+	f->s = gw_sender_start(&f->c, err, sizeof(err));
+	if (!f->s)
+		fail_msg("gw_sender_start: %s", err);
+}
+
+static void fixture_done(fixture *f)
+{
+	gw_sender_stop(f->s, 1000);
+	store_close(f->st);
+	provider_reset();
+}
+
+typedef struct decide_ctx {
+	int n;
+	const char *texts[STORE_OUT_MAX];
+	char payloads[STORE_OUT_MAX][256];
+} decide_ctx;
+
+static int decide(void *ctx, size_t index, const store_inbound *in, const store_conv *conv, store_decision *d)
+{
+	decide_ctx *dc = ctx;
+
+	(void)index;
+	(void)in;
+	memset(d, 0, sizeof(*d));
+	d->next = conv->bot;
+	d->n_out = dc->n;
+	for (int i = 0; i < dc->n; i++) {
+		snprintf(dc->payloads[i], sizeof(dc->payloads[i]), "{\"text\":\"%s\"}", dc->texts[i]);
+		d->out[i].text = dc->texts[i];
+		d->out[i].payload = dc->payloads[i];
+		d->out[i].queue = 1;
+	}
+	return 0;
+}
+
+/* A citizen at address writes on channel at at_ms; the bot answers with the
+ * given texts, queued for the sender. Fills res. */
+static void inbound(fixture *f, const char *channel, const char *address, int64_t at_ms, int n,
+		    const char *const *texts, store_inbound_result *res)
+{
+	decide_ctx dc;
+	store_inbound in;
+	char pid[32];
+	int rc;
+
+	memset(&dc, 0, sizeof(dc));
+	dc.n = n;
+	for (int i = 0; i < n; i++)
+		dc.texts[i] = texts[i];
+	snprintf(pid, sizeof(pid), "wamid.in.%d", ++in_counter);
+	memset(&in, 0, sizeof(in));
+	in.channel = channel;
+	in.address = address;
+	in.display_name = "Budi";
+	in.provider_id = pid;
+	in.kind = "text";
+	in.text = "halo";
+	in.at_ms = at_ms;
+	rc = store_inbound_batch(f->st, &in, 1, decide, &dc, res);
+	if (rc != STORE_OK || res->rc != STORE_OK || res->n_out != n)
+		fail_msg("store_inbound_batch: rc %d/%d n_out %d: %s", rc, res->rc, res->n_out, store_errmsg(f->st));
+}
+
+static void msg_status(fixture *f, int64_t conv, int64_t id, char *out, size_t outlen)
+{
+	store_msg *msgs = NULL;
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (store_msgs_since(f->st, conv, 0, 100, &msgs, &n) != STORE_OK)
+		return; /* busy: the caller polls again */
+	for (size_t i = 0; i < n; i++)
+		if (msgs[i].id == id)
+			snprintf(out, outlen, "%s", msgs[i].status);
+	store_msgs_free(msgs, n);
+}
+
+/* Waits up to timeout_ms for message id to reach status want. */
+static void wait_status(fixture *f, int64_t conv, int64_t id, const char *want, int timeout_ms)
+{
+	char st[32] = "";
+	int64_t end = now_ms() + timeout_ms;
+
+	while (now_ms() < end) {
+		msg_status(f, conv, id, st, sizeof(st));
+		if (strcmp(st, want) == 0)
+			return;
+		sleep_ms(20);
+	}
+	fail_msg("message %lld: status \"%s\", want \"%s\" (log: %s)", (long long)id, st, want, logpath);
+}
+
+/* ---- tests ---- */
+
+static void test_sender_delivers(void **state)
+{
+	static const char *const texts[] = {"Kantor buka Senin-Jumat 08.00-15.00."};
+	fixture f;
+	store_inbound_result res;
+	json_t *reqs, *r, *h, *b;
+	gw_sender_stats st;
+	char wamid[64];
+
+	(void)state;
+	fixture_init(&f);
+	fixture_start(&f);
+	inbound(&f, "whatsapp", "6281234567890", now_ms(), 1, texts, &res);
+	gw_sender_wake(f.s);
+	wait_status(&f, res.conversation_id, res.out_ids[0], "sent", 5000);
+
+	reqs = provider_requests();
+	assert_int_equal(json_array_size(reqs), 1);
+	r = json_array_get(reqs, 0);
+	assert_string_equal(json_string_value(json_object_get(r, "method")), "POST");
+	assert_string_equal(json_string_value(json_object_get(r, "path")), "/v21.0/" PNID "/messages");
+	h = json_object_get(r, "headers");
+	assert_string_equal(json_string_value(json_object_get(h, "Authorization")), "Bearer " TOKEN);
+	assert_string_equal(json_string_value(json_object_get(h, "Content-Type")), "application/json");
+	b = request_body(reqs, 0);
+	assert_string_equal(json_string_value(json_object_get(b, "messaging_product")), "whatsapp");
+	assert_string_equal(json_string_value(json_object_get(b, "to")), "6281234567890");
+	assert_string_equal(json_string_value(json_object_get(b, "type")), "text");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(b, "text"), "body")), texts[0]);
+	json_decref(b);
+	json_decref(reqs);
+
+	/* the provider's id was kept: its status callback finds the message */
+	snprintf(wamid, sizeof(wamid), "wamid.test.1");
+	assert_int_equal(store_msg_status(f.st, "whatsapp", wamid, "delivered", NULL, now_ms()), STORE_OK);
+	wait_status(&f, res.conversation_id, res.out_ids[0], "delivered", 1000);
+
+	gw_sender_stats_get(f.s, &st);
+	assert_int_equal(st.sent, 1);
+	assert_int_equal(st.retried + st.failed + st.dead + st.window_closed, 0);
+	assert_int_equal(st.lat_count, 1);
+	assert_int_equal(st.lat_bucket[GW_SEND_LAT_BUCKETS], 1); /* cumulative: +Inf holds all */
+	assert_int_equal(st.running, 1);
+	assert_non_null(gw_sender_lat_bounds());
+	fixture_done(&f);
+}
+
+static void test_sender_keeps_order(void **state)
+{
+	static const char *const a[] = {"satu", "dua", "tiga", "empat"};
+	static const char *const b[] = {"one", "two"};
+	fixture f;
+	store_inbound_result ra, rb;
+	json_t *reqs;
+	const char *seen_a[4];
+	size_t na = 0;
+
+	(void)state;
+	fixture_init(&f);
+	inbound(&f, "whatsapp", "6281111111111", now_ms(), 4, a, &ra);
+	inbound(&f, "whatsapp", "6282222222222", now_ms(), 2, b, &rb);
+	fixture_start(&f);
+	wait_status(&f, ra.conversation_id, ra.out_ids[3], "sent", 5000);
+	wait_status(&f, rb.conversation_id, rb.out_ids[1], "sent", 5000);
+	for (int i = 0; i < 3; i++)
+		wait_status(&f, ra.conversation_id, ra.out_ids[i], "sent", 100);
+
+	reqs = provider_requests();
+	assert_int_equal(json_array_size(reqs), 6);
+	for (size_t i = 0; i < json_array_size(reqs); i++) {
+		json_t *body = request_body(reqs, i);
+		if (strcmp(json_string_value(json_object_get(body, "to")), "6281111111111") == 0 && na < 4)
+			seen_a[na++] = strdup(json_string_value(json_object_get(json_object_get(body, "text"), "body")));
+		json_decref(body);
+	}
+	assert_int_equal(na, 4);
+	for (size_t i = 0; i < 4; i++) {
+		if (strcmp(seen_a[i], a[i]) != 0)
+			fail_msg("message %zu of the conversation went out as \"%s\", want \"%s\"", i, seen_a[i], a[i]);
+		free((char *)seen_a[i]);
+	}
+	json_decref(reqs);
+	fixture_done(&f);
+}
+
+/* One failure of the given mode, then the provider accepts: the message goes
+ * on the second attempt, at least min_gap_ms after the first. */
+static void retried_then_sent(const char *mode, int timeout_ms, int min_gap_ms)
+{
+	static const char *const texts[] = {"Coba lagi"};
+	fixture f;
+	store_inbound_result res;
+	json_t *reqs;
+	double t0, t1;
+	gw_sender_stats st;
+
+	fixture_init(&f);
+	f.c.sender.timeout_ms = timeout_ms;
+	provider_mode(mode, 1);
+	fixture_start(&f);
+	inbound(&f, "whatsapp", "6283333333333", now_ms(), 1, texts, &res);
+	gw_sender_wake(f.s);
+	wait_status(&f, res.conversation_id, res.out_ids[0], "sent", 8000);
+	reqs = provider_requests();
+	if (json_array_size(reqs) != 2)
+		fail_msg("mode %s: %zu requests, want 2 (one failed attempt, one sent)", mode, json_array_size(reqs));
+	t0 = json_real_value(json_object_get(json_array_get(reqs, 0), "time"));
+	t1 = json_real_value(json_object_get(json_array_get(reqs, 1), "time"));
+	if ((t1 - t0) * 1000 < min_gap_ms)
+		fail_msg("mode %s: retried after %.0f ms, want at least %d", mode, (t1 - t0) * 1000, min_gap_ms);
+	json_decref(reqs);
+	gw_sender_stats_get(f.s, &st);
+	assert_int_equal(st.retried, 1);
+	assert_int_equal(st.sent, 1);
+	fixture_done(&f);
+}
+
+static void test_sender_500_then_ok(void **state)
+{
+	(void)state;
+	/* backoff after the first attempt: 50 ms with equal jitter, so >= 25 ms */
+	retried_then_sent("500", 2000, 25);
+}
+
+static void test_sender_429_retried_later(void **state)
+{
+	(void)state;
+	/* a throttled retry doubles once more: 100 ms with jitter, so >= 50 ms */
+	retried_then_sent("429", 2000, 50);
+}
+
+static void test_sender_timeout_retried(void **state)
+{
+	(void)state;
+	/* the first request hangs until the 300 ms timeout */
+	retried_then_sent("hang", 300, 300);
+}
+
+/* A failure that retrying cannot fix: one request, then the final status. */
+static void failed_once(const char *mode, const char *want_status)
+{
+	static const char *const texts[] = {"Halo"};
+	fixture f;
+	store_inbound_result res;
+	store_outbox_counts oc;
+	gw_sender_stats st;
+
+	fixture_init(&f);
+	provider_mode(mode, 0);
+	fixture_start(&f);
+	inbound(&f, "whatsapp", "6284444444444", now_ms(), 1, texts, &res);
+	gw_sender_wake(f.s);
+	wait_status(&f, res.conversation_id, res.out_ids[0], want_status, 5000);
+	sleep_ms(300); /* several backoff periods: no retry may follow */
+	if (provider_count() != 1)
+		fail_msg("mode %s: %zu requests, want exactly 1", mode, provider_count());
+	assert_int_equal(store_outbox_counts_get(f.st, now_ms(), &oc), STORE_OK);
+	assert_int_equal(oc.pending, 0);
+	assert_int_equal(oc.dead, 1);
+	gw_sender_stats_get(f.s, &st);
+	assert_int_equal(st.retried, 0);
+	assert_int_equal(st.sent, 0);
+	fixture_done(&f);
+}
+
+static void test_sender_bad_request_fails(void **state)
+{
+	(void)state;
+	failed_once("bad", "failed");
+}
+
+static void test_sender_window_closed_by_provider(void **state)
+{
+	(void)state;
+	failed_once("window", "window_closed");
+}
+
+static void test_sender_dead_after_max_attempts(void **state)
+{
+	static const char *const texts[] = {"Halo"};
+	fixture f;
+	store_inbound_result res;
+	gw_sender_stats st;
+
+	(void)state;
+	fixture_init(&f);
+	f.c.sender.max_attempts = 3;
+	provider_mode("500", 0);
+	fixture_start(&f);
+	inbound(&f, "whatsapp", "6285555555555", now_ms(), 1, texts, &res);
+	gw_sender_wake(f.s);
+	wait_status(&f, res.conversation_id, res.out_ids[0], "dead", 8000);
+	sleep_ms(300);
+	assert_int_equal(provider_count(), 3);
+	gw_sender_stats_get(f.s, &st);
+	assert_int_equal(st.retried, 2);
+	assert_int_equal(st.dead, 1);
+	fixture_done(&f);
+}
+
+static void test_sender_window_closed_without_request(void **state)
+{
+	static const char *const texts[] = {"Terlambat"};
+	fixture f;
+	store_inbound_result res;
+	gw_sender_stats st;
+
+	(void)state;
+	fixture_init(&f);
+	fixture_start(&f);
+	inbound(&f, "whatsapp", "6286666666666", now_ms() - 25LL * 3600 * 1000, 1, texts, &res);
+	gw_sender_wake(f.s);
+	wait_status(&f, res.conversation_id, res.out_ids[0], "window_closed", 5000);
+	assert_int_equal(provider_count(), 0);
+	gw_sender_stats_get(f.s, &st);
+	assert_int_equal(st.window_closed, 1);
+	fixture_done(&f);
+}
+
+static void test_sender_rate_limit(void **state)
+{
+	static const char *const texts[] = {"Antre"};
+	enum { N = 20, RATE = 10 };
+	fixture f;
+	store_inbound_result res[N];
+	json_t *reqs;
+	double first, last;
+
+	(void)state;
+	fixture_init(&f);
+	f.c.whatsapp.send_rate = RATE;
+	f.c.sender.concurrency = 32;
+	for (int i = 0; i < N; i++) {
+		char addr[32];
+		snprintf(addr, sizeof(addr), "62870000000%02d", i);
+		inbound(&f, "whatsapp", addr, now_ms(), 1, texts, &res[i]);
+	}
+	fixture_start(&f);
+	for (int i = 0; i < N; i++)
+		wait_status(&f, res[i].conversation_id, res[i].out_ids[0], "sent", 8000);
+	reqs = provider_requests();
+	assert_int_equal(json_array_size(reqs), N);
+	first = last = json_real_value(json_object_get(json_array_get(reqs, 0), "time"));
+	for (size_t i = 0; i < N; i++) {
+		double t = json_real_value(json_object_get(json_array_get(reqs, i), "time"));
+		first = t < first ? t : first;
+		last = t > last ? t : last;
+	}
+	/* a burst of RATE, then RATE per second: the other 10 take >= 0.9 s */
+	if (last - first < 0.85)
+		fail_msg("%d messages at %d/s went out in %.2f s", N, RATE, last - first);
+	json_decref(reqs);
+	fixture_done(&f);
+}
+
+static void test_sender_unknown_channel_fails(void **state)
+{
+	static const char *const texts[] = {"SMS"};
+	fixture f;
+	store_inbound_result res;
+
+	(void)state;
+	fixture_init(&f);
+	fixture_start(&f);
+	inbound(&f, "kannel", "6287777777777", now_ms(), 1, texts, &res);
+	gw_sender_wake(f.s);
+	wait_status(&f, res.conversation_id, res.out_ids[0], "failed", 5000);
+	assert_int_equal(provider_count(), 0);
+	fixture_done(&f);
+}
+
+/* Without credentials (sandbox) nothing is sent and nothing is lost. */
+static void test_sender_unconfigured_keeps_items(void **state)
+{
+	static const char *const texts[] = {"Nanti"};
+	fixture f;
+	store_inbound_result res;
+	store_outbox_counts oc;
+	char st[32];
+
+	(void)state;
+	fixture_init(&f);
+	f.c.whatsapp.access_token[0] = '\0';
+	fixture_start(&f);
+	inbound(&f, "whatsapp", "6288888888888", now_ms(), 1, texts, &res);
+	gw_sender_wake(f.s);
+	sleep_ms(400);
+	assert_int_equal(provider_count(), 0);
+	msg_status(&f, res.conversation_id, res.out_ids[0], st, sizeof(st));
+	assert_string_not_equal(st, "sent");
+	assert_string_not_equal(st, "failed");
+	assert_int_equal(store_outbox_counts_get(f.st, now_ms(), &oc), STORE_OK);
+	assert_int_equal(oc.pending + oc.leased, 1);
+	assert_int_equal(oc.dead, 0);
+	fixture_done(&f);
+}
+
+/* Stopping while a request hangs returns within the drain time; the message
+ * stays in the outbox for the next run. */
+static void test_sender_stop_drains(void **state)
+{
+	static const char *const texts[] = {"Tertunda"};
+	fixture f;
+	store_inbound_result res;
+	store_outbox_counts oc;
+	gw_sender_stats st;
+	int64_t t0;
+
+	(void)state;
+	fixture_init(&f);
+	f.c.sender.timeout_ms = 10000;
+	provider_mode("hang", 0);
+	fixture_start(&f);
+	inbound(&f, "whatsapp", "6289999999999", now_ms(), 1, texts, &res);
+	gw_sender_wake(f.s);
+	for (int i = 0; i < 250 && provider_count() == 0; i++)
+		sleep_ms(20);
+	assert_int_equal(provider_count(), 1);
+	gw_sender_stats_get(f.s, &st);
+	assert_int_equal(st.in_flight, 1);
+	t0 = now_ms();
+	gw_sender_stop(f.s, 300);
+	f.s = NULL;
+	if (now_ms() - t0 > 2000)
+		fail_msg("stop took %lld ms with a 300 ms drain", (long long)(now_ms() - t0));
+	assert_int_equal(store_outbox_counts_get(f.st, now_ms(), &oc), STORE_OK);
+	assert_int_equal(oc.pending + oc.leased, 1);
+	assert_int_equal(oc.dead, 0);
+	gw_sender_stop(NULL, 0);
+	fixture_done(&f);
+}
+
+/* Runs last: nothing in the whole run's log may carry the access token. */
+static void test_sender_log_has_no_token(void **state)
+{
+	FILE *fp = fopen(logpath, "r");
+	char line[4096];
+	int sent_lines = 0;
+
+	(void)state;
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp)) {
+		if (strstr(line, TOKEN) || strstr(line, "s3cr3t"))
+			fail_msg("the access token reached the log: %s", line);
+		if (strstr(line, " send ") && strstr(line, "outcome=sent"))
+			sent_lines++;
+		if (strstr(line, "6281234567890"))
+			fail_msg("an unmasked phone number reached the log: %s", line);
+	}
+	fclose(fp);
+	assert_true(sent_lines > 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sender_delivers),
+		cmocka_unit_test(test_sender_keeps_order),
+		cmocka_unit_test(test_sender_500_then_ok),
+		cmocka_unit_test(test_sender_429_retried_later),
+		cmocka_unit_test(test_sender_timeout_retried),
+		cmocka_unit_test(test_sender_bad_request_fails),
+		cmocka_unit_test(test_sender_window_closed_by_provider),
+		cmocka_unit_test(test_sender_dead_after_max_attempts),
+		cmocka_unit_test(test_sender_window_closed_without_request),
+		cmocka_unit_test(test_sender_rate_limit),
+		cmocka_unit_test(test_sender_unknown_channel_fails),
+		cmocka_unit_test(test_sender_unconfigured_keeps_items),
+		cmocka_unit_test(test_sender_stop_drains),
+		cmocka_unit_test(test_sender_log_has_no_token),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
