@@ -17,6 +17,7 @@ static const struct {
 	{"stats", cli_stats, "stats [-c FILE] [--json] [--since DAYS]  what citizens asked"},
 	{"backup", cli_backup, "backup [-c FILE] DEST         consistent copy of the database"},
 	{"purge", cli_purge, "purge [-c FILE] --older-than DAYS  delete old message texts"},
+	{"doctor", cli_doctor, "doctor [-c FILE]              check a deployment, say what to fix"},
 };
 
 static void usage(FILE *f)

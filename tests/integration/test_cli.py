@@ -104,6 +104,19 @@ class CliTest(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn(self.conf + ":6: unknown key \"languagee\" in [bot]", r.stderr)
 
+    def test_doctor_says_what_to_fix(self):
+        r = run(["doctor", "-c", self.conf])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("0 things to fix", r.stdout)
+        self.assertIn("sandbox mode", r.stdout)
+        with open(self.conf, "a") as f:
+            f.write("[whatsapp]\nphone_number_id = 1234\naccess_token = tok\n")
+        r = run(["doctor", "-c", self.conf])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("FIX   [whatsapp] app_secret is empty", r.stdout)
+        self.assertIn("FIX   [server] public_url http://127.0.0.1:8080 is not https", r.stdout)
+        self.assertNotIn("tok", r.stdout.replace("token", ""))
+
     def test_unknown_command(self):
         r = run(["frobnicate"])
         self.assertEqual(r.returncode, 2)
