@@ -211,6 +211,23 @@ static void chmod_side(const char *path, const char *suffix)
 		chmod(p, 0600);
 }
 
+/* Creates the database's directory (one level, mode 0700) when it is missing,
+ * so a fresh deployment's var/ needs no manual step. */
+static int store_mkdir_parent(const char *path)
+{
+	char dir[4096];
+	char *slash;
+
+	if (strlen(path) >= sizeof(dir))
+		return -1;
+	memcpy(dir, path, strlen(path) + 1);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return -1;
+	*slash = '\0';
+	return mkdir(dir, 0700) == 0 || errno == EEXIST ? 0 : -1;
+}
+
 store *store_open(const store_opts *o, char *err, size_t errlen)
 {
 	store *s = NULL;
@@ -237,6 +254,8 @@ store *store_open(const store_opts *o, char *err, size_t errlen)
 		/* Create the file ourselves so it is never readable by others, even for
 		 * a moment; an existing file keeps its mode. */
 		fd = open(o->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0 && errno == ENOENT && store_mkdir_parent(o->path) == 0)
+			fd = open(o->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			snprintf(err, errlen, "%s: %s", o->path, strerror(errno));
 			goto fail;
