@@ -1,12 +1,9 @@
 /* cli_bot: the admin's tools for the intent set: `loket check`, `loket try` and
  * `loket chat` (a whole conversation, kept in the store like a real one). */
-#include <errno.h>
 #include <jansson.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "gateway/gw_handle.h"
@@ -183,22 +180,6 @@ out:
 
 /* ---- chat ---- */
 
-static int mkdir_parent(const char *path)
-{
-	char buf[CFG_STR_MAX];
-	char *dir;
-
-	snprintf(buf, sizeof(buf), "%s", path);
-	dir = dirname(buf);
-	if (strcmp(dir, ".") == 0 || strcmp(dir, "/") == 0)
-		return 0;
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		fprintf(stderr, "loket: cannot create %s: %s\n", dir, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 int cli_chat(int argc, char **argv)
 {
 	cli_args a;
@@ -219,8 +200,6 @@ int cli_chat(int argc, char **argv)
 		return 1;
 	set = cli_bot_load(&c, NULL);
 	if (!set)
-		goto out;
-	if (mkdir_parent(c.store.path) != 0)
 		goto out;
 	so.path = c.store.path;
 	so.synchronous_full = strcmp(c.store.synchronous, "FULL") == 0;
