@@ -252,15 +252,19 @@ store *store_open(const store_opts *o, char *err, size_t errlen)
 
 	if (!o->readonly) {
 		/* Create the file ourselves so it is never readable by others, even for
-		 * a moment; an existing file keeps its mode. */
-		fd = open(o->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		 * a moment; an existing file keeps its mode. O_EXCL matters: closing
+		 * any descriptor of a file drops every POSIX lock this process holds
+		 * on it, so an existing database (which another handle of ours may
+		 * have open, locked) must never be opened and closed here. */
+		fd = open(o->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0 && errno == ENOENT && store_mkdir_parent(o->path) == 0)
-			fd = open(o->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0) {
+			fd = open(o->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST) {
 			snprintf(err, errlen, "%s: %s", o->path, strerror(errno));
 			goto fail;
 		}
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		fd = -1;
 	}
 	int flags = (o->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX |
