@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""A webhook's way through loket serve: signed notification -> durable commit ->
+200 -> the bot's reply at the provider; duplicates, statuses, buttons, media,
+provider failures. Run from the repo root:
+    python3 tests/integration/test_gw_webhook.py
+"""
+
+import json
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gw_harness import (Gateway, Provider, fixture, provider_messages, wait_for, webhook_button,  # noqa: E402
+                        webhook_status, webhook_text)
+
+FIXTURE_SENDER = "6281234567890"
+
+
+class Webhooks(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.p = Provider().start()
+        cls.gw = Gateway(cls.p.url)
+        try:
+            cls.gw.start()
+        except Exception:
+            cls.p.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.gw.stop()
+        cls.p.stop()
+        if rc != 0 or os.environ.get("LOKET_TEST_LOG"):
+            sys.stderr.write(cls.gw.log())
+        cls.gw.cleanup()
+        assert rc == 0, "loket serve exited with %r" % rc
+
+    def setUp(self):
+        self.p.set_mode("ok")
+
+    def replies(self, to, n=1, timeout=10):
+        got = wait_for(lambda: len(provider_messages(self.p, to)) >= n and provider_messages(self.p, to),
+                       timeout=timeout)
+        return got or provider_messages(self.p, to)
+
+    def test_text_reply_reaches_the_provider(self):
+        cases = [
+            ("indonesian", "6281200000101", "jam buka kantor brp?", "GW-JAM"),
+            ("english", "6281200000102", "what are your opening hours", "GW-JAM"),
+            ("contact", "6281200000103", "minta nomor telepon", "GW-KONTAK"),
+            ("nothing matches", "6281200000104", "qwertyuiop", "GW-"),
+        ]
+        for label, sender, text, marker in cases:
+            with self.subTest(label):
+                body = webhook_text(sender, "wamid.text.%s" % sender, text)
+                self.assertEqual(self.gw.post_webhook(body), 200, label)
+                # durable before the 200: the message is in the file already
+                self.assertEqual(self.gw.db_rows("SELECT count(*) FROM messages WHERE provider_id = ?",
+                                                 ("wamid.text.%s" % sender,))[0][0], 1, label)
+                got = self.replies(sender)
+                self.assertEqual(len(got), 1, label)
+                to, reply, req = got[0]
+                self.assertEqual(to, sender, label)
+                self.assertIn(marker, reply, label)
+        reqs = [r for r in self.p.requests() if r["path"].endswith("/messages")]
+        self.assertTrue(all(r["headers"].get("Authorization", "").startswith("Bearer ") for r in reqs))
+
+    def test_fixture_text_message(self):
+        self.assertEqual(self.gw.post_webhook(fixture("whatsapp_text.json")), 200)
+        got = self.replies(FIXTURE_SENDER)
+        self.assertGreaterEqual(len(got), 1)
+
+    def test_duplicate_message_id_is_answered_once(self):
+        sender = "6281200000201"
+        body = webhook_text(sender, "wamid.dup.1", "jam layanan kapan")
+        before = self.gw.metrics()['loket_rejected_total{reason="duplicate"}']
+        for i in range(3):
+            self.assertEqual(self.gw.post_webhook(body), 200, "attempt %d" % i)
+        self.replies(sender)
+        time.sleep(1.0)  # give a second reply the time to show up, if there were one
+        self.assertEqual(len(provider_messages(self.p, sender)), 1)
+        self.assertEqual(self.gw.metrics()['loket_rejected_total{reason="duplicate"}'] - before, 2)
+        self.assertEqual(self.gw.db_rows("SELECT count(*) FROM messages WHERE provider_id = 'wamid.dup.1'")[0][0], 1)
+
+    def test_button_reply_leads_to_its_intent(self):
+        sender = "6281200000301"
+        self.assertEqual(self.gw.post_webhook(webhook_button(sender, "wamid.btn.1", "kontak", "Kontak")), 200)
+        got = self.replies(sender)
+        self.assertIn("GW-KONTAK", got[0][1])
+        # the fixture's button names no intent of ours: answered, not crashed
+        self.assertEqual(self.gw.post_webhook(fixture("whatsapp_button_reply.json")), 200)
+
+    def test_image_gets_the_text_only_reply(self):
+        body = fixture("whatsapp_image.json").replace(FIXTURE_SENDER.encode(), b"6281200000401")
+        self.assertEqual(self.gw.post_webhook(body), 200)
+        got = self.replies("6281200000401")
+        self.assertIn("GW-TEXTONLY", got[0][1])
+
+    def test_statuses_update_the_stored_message(self):
+        sender = "6281200000501"
+        self.assertEqual(self.gw.post_webhook(webhook_text(sender, "wamid.st.1", "jam kerja kantor")), 200)
+        self.replies(sender)
+        row = wait_for(lambda: self.gw.db_rows(
+            "SELECT m.provider_id FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+            "JOIN contacts k ON k.id = c.contact_id WHERE k.address = ? AND m.direction = 'out' "
+            "AND m.status = 'sent'", (sender,)))
+        self.assertTrue(row, "the reply was never marked sent")
+        wamid = row[0][0]
+        cases = [("delivered", "delivered"), ("read", "read"), ("delivered after read", "read")]
+        for label, want in cases:
+            status = label.split()[0]
+            with self.subTest(label):
+                self.assertEqual(self.gw.post_webhook(webhook_status(wamid, status, sender)), 200, label)
+                got = self.gw.db_rows("SELECT status FROM messages WHERE provider_id = ?", (wamid,))[0][0]
+                self.assertEqual(got, want, label)
+        # the fixtures: an unknown id is fine (200), nothing changes
+        self.assertEqual(self.gw.post_webhook(fixture("whatsapp_status_delivered.json")), 200)
+
+    def test_failed_status_keeps_the_error(self):
+        sender = "6281200000601"
+        self.assertEqual(self.gw.post_webhook(webhook_text(sender, "wamid.st.2", "kontak kantor apa")), 200)
+        self.replies(sender)
+        row = wait_for(lambda: self.gw.db_rows(
+            "SELECT m.provider_id FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+            "JOIN contacts k ON k.id = c.contact_id WHERE k.address = ? AND m.direction = 'out' "
+            "AND m.status = 'sent'", (sender,)))
+        wamid = row[0][0]
+        self.assertEqual(self.gw.post_webhook(webhook_status(wamid, "failed", sender)), 200)
+        status, error = self.gw.db_rows("SELECT status, error FROM messages WHERE provider_id = ?", (wamid,))[0]
+        self.assertEqual(status, "failed")
+        self.assertIn("131047", error or "")
+        self.assertEqual(self.gw.post_webhook(fixture("whatsapp_status_failed.json")), 200)
+
+    def test_provider_500_then_ok_delivers_after_retry(self):
+        sender = "6281200000701"
+        before = len(self.p.requests())
+        self.p.set_mode("500", count=2)
+        self.assertEqual(self.gw.post_webhook(webhook_text(sender, "wamid.retry.1", "jam buka")), 200)
+        got = self.replies(sender, n=3, timeout=15)
+        self.assertEqual(len(got), 3, "two refused attempts and one that went through")
+        self.assertTrue(all(g[1] == got[0][1] for g in got), "the same reply each time")
+        self.assertEqual(self.gw.db_rows(
+            "SELECT m.status FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+            "JOIN contacts k ON k.id = c.contact_id WHERE k.address = ? AND m.direction = 'out'",
+            (sender,))[0][0], "sent")
+        self.assertGreater(len(self.p.requests()), before)
+        self.assertGreaterEqual(self.gw.metrics()["loket_send_retries_total"], 2)
+
+    def test_metrics_move(self):
+        before = self.gw.metrics()
+        sender = "6281200000801"
+        self.assertEqual(self.gw.post_webhook(webhook_text(sender, "wamid.m.1", "jam buka kantor")), 200)
+        self.assertEqual(self.gw.post_webhook(webhook_text(sender, "wamid.m.2", "zzzz xxxx")), 200)
+        self.replies(sender, n=2)
+        after = self.gw.metrics()
+        self.assertEqual(after['loket_inbound_total{channel="whatsapp"}'] -
+                         before['loket_inbound_total{channel="whatsapp"}'], 2)
+        self.assertEqual(after['loket_intent_hits_total{intent="jam_layanan"}'] -
+                         before.get('loket_intent_hits_total{intent="jam_layanan"}', 0), 1)
+        self.assertEqual(after["loket_fallbacks_total"] - before["loket_fallbacks_total"], 1)
+        self.assertGreaterEqual(after["loket_webhook_seconds_count"] - before["loket_webhook_seconds_count"], 2)
+        self.assertGreater(after['loket_outbound_total{channel="whatsapp",outcome="queued"}'],
+                           before['loket_outbound_total{channel="whatsapp",outcome="queued"}'])
+
+    def test_escalation_is_counted(self):
+        before = self.gw.metrics()["loket_escalations_total"]
+        sender = "6281200000901"
+        self.assertEqual(self.gw.post_webhook(webhook_text(sender, "wamid.esc.1", "mau bicara dengan petugas")), 200)
+        self.replies(sender)
+        self.assertEqual(self.gw.metrics()["loket_escalations_total"] - before, 1)
+        state = self.gw.db_rows("SELECT c.state FROM conversations c JOIN contacts k ON k.id = c.contact_id "
+                                "WHERE k.address = ?", (sender,))[0][0]
+        self.assertEqual(state, "queued")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
