@@ -6,7 +6,7 @@ set -eu
 level=${1:-build}
 build="build-essential pkg-config libwebsockets-dev libcurl4-openssl-dev libpcre2-dev
 libsqlite3-dev libyaml-dev libinih-dev libjansson-dev libssl-dev libsodium-dev"
-test="libcmocka-dev python3 sqlite3 chromium nodejs npm"
+test="libcmocka-dev python3 sqlite3 chromium"
 bench="libhyperscan-dev valgrind wrk nginx-light"
 want=$build
 [ "$level" = test ] && want="$build $test"
@@ -15,8 +15,11 @@ missing=""
 for p in $want; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
-# Node.js may come from elsewhere than Debian (a newer build on the PATH): keep it.
-case "$missing" in *nodejs*) command -v node >/dev/null && missing=$(echo "$missing" | sed 's/ nodejs//; s/ npm//') ;; esac
+# Node.js and npm (browser tests) are checked as commands: a machine may have a
+# Node.js build from elsewhere that bundles npm, and Debian's npm conflicts with it.
+if [ "$level" != build ] && ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+	missing="$missing nodejs npm"
+fi
 [ -z "$missing" ] && exit 0
 echo "deps: installing$missing"
 SUDO=""
