@@ -44,6 +44,13 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 	return len;
 }
 
+size_t bot_text_utf8_len(const char *s, size_t n)
+{
+	uint32_t cp;
+
+	return n ? utf8_decode((const unsigned char *)s, n, &cp) : 0;
+}
+
 int bot_text_valid_utf8(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;

@@ -16,6 +16,10 @@
  * enough); returns the length written (out is NUL-terminated). */
 size_t bot_text_normalize(const char *in, size_t len, char *out, size_t outcap);
 
+/* Length of the valid UTF-8 character at s (n > 0 bytes left), or 0 when the
+ * bytes there are not valid UTF-8 (overlong, surrogate, truncated, > U+10FFFF). */
+size_t bot_text_utf8_len(const char *s, size_t n);
+
 /* 1 when s (len bytes) is valid UTF-8. */
 int bot_text_valid_utf8(const char *s, size_t len);
 

@@ -7,44 +7,13 @@
  * channel does with the payload is the channel's business. */
 #include "gateway/gw_payload.h"
 
+#include "bot/bot_text.h"
+
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- UTF-8 ---- */
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 when invalid. */
-static size_t pl_utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t len;
-	unsigned int cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-		len = 2;
-		cp = s[0] & 0x1F;
-	} else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-		len = 3;
-		cp = s[0] & 0x0F;
-	} else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3F);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
 
 /* A malloc'd copy of s[0..n) that is valid UTF-8: each invalid byte becomes
  * U+FFFD, so a provider never receives a broken JSON string. */
@@ -56,7 +25,7 @@ static char *pl_utf8_clean(const char *s, size_t n)
 	if (!out)
 		return NULL;
 	for (size_t i = 0; i < n;) {
-		size_t l = u[i] ? pl_utf8_seq(u + i, n - i) : 0;
+		size_t l = u[i] ? bot_text_utf8_len(s + i, n - i) : 0;
 		if (l) {
 			memcpy(o, s + i, l);
 			o += l;
