@@ -7,7 +7,7 @@ level=${1:-build}
 build="build-essential pkg-config libwebsockets-dev libcurl4-openssl-dev libpcre2-dev
 libsqlite3-dev libyaml-dev libinih-dev libjansson-dev libssl-dev libsodium-dev"
 test="libcmocka-dev python3 sqlite3 chromium"
-bench="libhyperscan-dev valgrind wrk nginx-light"
+bench="libhyperscan-dev valgrind wrk nginx-light python3-yaml"
 want=$build
 [ "$level" = test ] && want="$build $test"
 [ "$level" = bench ] && want="$build $test $bench"
