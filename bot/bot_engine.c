@@ -21,6 +21,7 @@
 
 /* Below this Dice similarity an example is not offered as "did you mean". */
 #define BOT_SUGGEST_MIN 0.45
+#define BOT_SUGGEST_MIN_PCT 45
 #define BOT_SUGGEST_MAX 3
 
 struct bot_scratch {
@@ -266,18 +267,25 @@ static int suggest(const bot_set *set, bot_scratch *sc, const bot_state *st, con
 		sc->touched = t;
 		sc->ex_cap = set->n_ex;
 	}
-	for (size_t i = 0; i < nt; i++) {
-		size_t lo = 0, hi = set->n_tri;
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			if (set->tri_key[mid] < tri[i])
-				lo = mid + 1;
-			else
-				hi = mid;
+	/* Stop trigrams count on neither side (both lists are sorted). */
+	if (set->n_stop) {
+		size_t k = 0, j = 0;
+		for (size_t i = 0; i < nt; i++) {
+			while (j < set->n_stop && set->stop[j] < tri[i])
+				j++;
+			if (j < set->n_stop && set->stop[j] == tri[i])
+				continue;
+			tri[k++] = tri[i];
 		}
-		if (lo == set->n_tri || set->tri_key[lo] != tri[i])
+		nt = k;
+		if (nt == 0)
+			return 0;
+	}
+	for (size_t i = 0; i < nt; i++) {
+		int64_t at = bot_tri_find(set, tri[i]);
+		if (at < 0)
 			continue;
-		for (uint32_t p = set->tri_off[lo]; p < set->tri_off[lo + 1]; p++) {
+		for (uint32_t p = set->tri_off[at]; p < set->tri_off[at + 1]; p++) {
 			uint32_t e = set->tri_post[p];
 			if (sc->ex_count[e]++ == 0)
 				sc->touched[n_touched++] = e;
@@ -287,11 +295,16 @@ static int suggest(const bot_set *set, bot_scratch *sc, const bot_state *st, con
 		uint32_t e = sc->touched[k];
 		int intent = set->ex_intent[e];
 		const bot_intent *it = &set->intents[intent];
-		double score = 2.0 * sc->ex_count[e] / (double)(nt + set->ex_ntri[e]);
+		uint32_t c = sc->ex_count[e];
+		double score;
 		int at = -1;
 
 		sc->ex_count[e] = 0;
-		if (score < BOT_SUGGEST_MIN || (it->when[0] && strcmp(it->when, st->context) != 0))
+		/* 2c / (nt + nb) < BOT_SUGGEST_MIN, in integers: most examples stop here */
+		if (200 * c < BOT_SUGGEST_MIN_PCT * (nt + set->ex_ntri[e]))
+			continue;
+		score = 2.0 * c / (double)(nt + set->ex_ntri[e]);
+		if (it->when[0] && strcmp(it->when, st->context) != 0)
 			continue;
 		for (int m = 0; m < n; m++)
 			if (out[m] == intent)

@@ -5,6 +5,13 @@
 
 #include "bot/bot_int.h"
 
+/* A trigram found in more examples than this is a stop trigram ("an ", " pe"):
+ * it says little about which intent is meant, and walking its long list of
+ * examples is what made "did you mean" slow on large packs. Small packs (under
+ * BOT_STOP_MIN_DF * BOT_STOP_FRACTION examples) keep every trigram. */
+#define BOT_STOP_MIN_DF 64
+#define BOT_STOP_FRACTION 20 /* 1/20 of the examples */
+
 static int by_name_cmp(const void *a, const void *b, void *arg)
 {
 	const bot_set *set = arg;
@@ -92,15 +99,47 @@ int bot_index_build(bot_set *set)
 	set->tri_post = malloc((n_pairs ? n_pairs : 1) * sizeof(uint32_t));
 	if (!set->tri_key || !set->tri_off || !set->tri_post)
 		goto out;
-	for (size_t i = 0; i < n_pairs; i++) {
-		if (i == 0 || pairs[i].tri != pairs[i - 1].tri) {
-			set->tri_key[set->n_tri] = pairs[i].tri;
-			set->tri_off[set->n_tri] = (uint32_t)i;
-			set->n_tri++;
+	set->stop = malloc((n_pairs ? n_pairs : 1) * sizeof(uint32_t));
+	if (!set->stop)
+		goto out;
+	{
+		size_t limit = set->n_ex / BOT_STOP_FRACTION, np = 0;
+		if (limit < BOT_STOP_MIN_DF)
+			limit = BOT_STOP_MIN_DF;
+		for (size_t i = 0; i < n_pairs;) {
+			size_t j = i;
+			while (j < n_pairs && pairs[j].tri == pairs[i].tri)
+				j++;
+			if (j - i > limit) {
+				set->stop[set->n_stop++] = pairs[i].tri;
+				for (size_t k = i; k < j; k++)
+					set->ex_ntri[pairs[k].ex]--;
+			} else {
+				set->tri_key[set->n_tri] = pairs[i].tri;
+				set->tri_off[set->n_tri] = (uint32_t)np;
+				set->n_tri++;
+				for (size_t k = i; k < j; k++)
+					set->tri_post[np++] = pairs[k].ex;
+			}
+			i = j;
 		}
-		set->tri_post[i] = pairs[i].ex;
+		set->tri_off[set->n_tri] = (uint32_t)np;
 	}
-	set->tri_off[set->n_tri] = (uint32_t)n_pairs;
+	{
+		size_t slots = 16;
+		while (slots < set->n_tri * 2)
+			slots *= 2;
+		set->tri_slot = calloc(slots, sizeof(uint32_t));
+		if (!set->tri_slot)
+			goto out;
+		set->tri_mask = (uint32_t)(slots - 1);
+		for (size_t i = 0; i < set->n_tri; i++) {
+			uint32_t h = (set->tri_key[i] * 2654435761u) & set->tri_mask;
+			while (set->tri_slot[h])
+				h = (h + 1) & set->tri_mask;
+			set->tri_slot[h] = (uint32_t)i + 1;
+		}
+	}
 	rc = 0;
 out:
 	free(pairs);
@@ -115,4 +154,6 @@ void bot_index_free(bot_set *set)
 	free(set->tri_key);
 	free(set->tri_off);
 	free(set->tri_post);
+	free(set->stop);
+	free(set->tri_slot);
 }

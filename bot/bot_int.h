@@ -109,12 +109,33 @@ struct bot_set {
 	 * a comparison with every example. */
 	size_t n_ex;          /* examples of intents with patterns, all together */
 	int *ex_intent;       /* [n_ex] the intent of each */
-	uint32_t *ex_ntri;    /* [n_ex] its number of trigrams */
+	uint32_t *ex_ntri;    /* [n_ex] its number of indexed (not stop) trigrams */
 	size_t n_tri;         /* distinct trigrams */
 	uint32_t *tri_key;    /* [n_tri] sorted */
 	uint32_t *tri_off;    /* [n_tri + 1] into tri_post */
 	uint32_t *tri_post;   /* example ids */
+	uint32_t *tri_slot;   /* hash of tri_key: index + 1, 0 = empty */
+	uint32_t tri_mask;    /* slots - 1 (a power of two) */
+	size_t n_stop;        /* trigrams too common to tell examples apart... */
+	uint32_t *stop;       /* ...sorted; left out of the index and of every score */
 };
+
+/* The index in set->tri_key of trigram t, or -1. */
+static inline int64_t bot_tri_find(const bot_set *set, uint32_t t)
+{
+	uint32_t h = (t * 2654435761u) & set->tri_mask;
+
+	if (!set->tri_slot)
+		return -1;
+	for (;;) {
+		uint32_t v = set->tri_slot[h];
+		if (v == 0)
+			return -1;
+		if (set->tri_key[v - 1] == t)
+			return (int64_t)v - 1;
+		h = (h + 1) & set->tri_mask;
+	}
+}
 
 /* Builds set->by_name and the trigram index. Returns 0 or -1 (out of memory). */
 int bot_index_build(bot_set *set);

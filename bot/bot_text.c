@@ -141,6 +141,9 @@ size_t bot_trigrams(const char *text, size_t len, uint32_t *out, size_t max)
 	unsigned char buf[BOT_INPUT_MAX + 3];
 	size_t b = 0, n = 0;
 
+	if (max > BOT_TRIGRAMS_MAX)
+		max = BOT_TRIGRAMS_MAX;
+
 	/* Map to " word word " over [a-z0-9] (other ASCII is a break; non-ASCII
 	 * bytes are kept as letters), then take every 3-byte window. */
 	buf[b++] = ' ';
@@ -159,15 +162,23 @@ size_t bot_trigrams(const char *text, size_t len, uint32_t *out, size_t max)
 		buf[b++] = ' ';
 	for (size_t i = 0; i + 3 <= b && n < max; i++)
 		out[n++] = (uint32_t)buf[i] << 16 | (uint32_t)buf[i + 1] << 8 | buf[i + 2];
-	/* Insertion sort: a message has a few dozen trigrams. */
-	for (size_t i = 1; i < n; i++) {
-		uint32_t v = out[i];
-		size_t j = i;
-		while (j > 0 && out[j - 1] > v) {
-			out[j] = out[j - 1];
-			j--;
+	/* LSD radix sort on the three bytes: linear in the trigram count. */
+	{
+		uint32_t tmp[BOT_TRIGRAMS_MAX];
+		uint32_t *src = out, *dst = tmp;
+		for (int shift = 0; shift < 24; shift += 8) {
+			size_t count[257] = {0};
+			for (size_t i = 0; i < n; i++)
+				count[((src[i] >> shift) & 0xff) + 1]++;
+			for (int v = 0; v < 256; v++)
+				count[v + 1] += count[v];
+			for (size_t i = 0; i < n; i++)
+				dst[count[(src[i] >> shift) & 0xff]++] = src[i];
+			src = src == out ? tmp : out;
+			dst = dst == out ? tmp : out;
 		}
-		out[j] = v;
+		if (src != out)
+			memcpy(out, src, n * sizeof(*out));
 	}
 	{
 		size_t u = 0;
