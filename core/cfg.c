@@ -22,6 +22,7 @@ struct cfg_key {
 	int64_t min, max;
 };
 
+/* clang-format off */
 #define S(sec, key, d) {#sec, #key, CFG_T_STR, offsetof(cfg, sec.key), d, 0, 0}
 #define I(sec, key, d, lo, hi) {#sec, #key, CFG_T_INT, offsetof(cfg, sec.key), d, lo, hi}
 #define L(sec, key, d, lo, hi) {#sec, #key, CFG_T_I64, offsetof(cfg, sec.key), d, lo, hi}
@@ -30,7 +31,6 @@ static const struct cfg_key cfg_keys[] = {
 	S(server, listen, "127.0.0.1:8080"),
 	S(server, public_url, "http://127.0.0.1:8080"),
 	L(server, max_body, "4194304", 1024, 64 * 1024 * 1024),
-	I(server, workers, "1", 1, 64),
 	S(store, path, "var/loket.db"),
 	S(store, synchronous, "FULL"),
 	I(store, busy_timeout_ms, "5000", 0, 600000),
@@ -75,6 +75,7 @@ static const struct cfg_key cfg_keys[] = {
 #undef S
 #undef I
 #undef L
+/* clang-format on */
 
 struct cfg_parse {
 	cfg *c;

@@ -20,7 +20,6 @@ typedef struct cfg {
 		cfg_str listen;     /* host:port */
 		cfg_str public_url; /* the URL providers call; Twilio signs it */
 		int64_t max_body;   /* bytes */
-		int workers;        /* unused by 4.1.6's single service thread; reserved */
 	} server;
 	struct {
 		cfg_str path;
