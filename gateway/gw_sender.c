@@ -33,6 +33,7 @@
 #define SND_WINDOW_MS (24LL * 3600 * 1000) /* WhatsApp's customer-service window */
 #define SND_BUCKETS 8
 #define SND_RECORD_LOG_EVERY 50         /* a stuck store write is logged this often */
+#define SND_WRITE_GAP_MS 3              /* at most one store turn (record + lease) this often */
 
 static const double snd_lat_bounds[GW_SEND_LAT_BUCKETS] = {0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 							  2.5,   5.0,  10.0, 30.0, 60.0, 120.0};
@@ -74,7 +75,6 @@ typedef struct snd_xfer {
 	int64_t next_ms;
 	char provider_id[256];
 	char error[256];
-	int record_failures;
 } snd_xfer;
 
 typedef struct snd_bucket {
@@ -98,6 +98,11 @@ struct gw_sender {
 	size_t n_buckets;
 	int64_t next_lease_us;
 	int64_t next_retry_us; /* earliest retry we scheduled (monotonic), or INT64_MAX */
+	int64_t last_write_us; /* when the sender last wrote to the store (monotonic) */
+	store_outbox_result *rec; /* snd_record_all's scratch, rec_cap entries */
+	int *rec_rc;
+	size_t rec_cap;
+	int record_failures;   /* store_outbox_results failures in a row */
 	uint64_t rng;
 	int warned_unconfigured;
 	/* counters */
@@ -396,57 +401,54 @@ static void snd_finish(gw_sender *s, snd_xfer *x, CURLcode res)
 	x->state = SND_RECORD;
 }
 
-/* Writes x's outcome to the store. 0 when done (x can go), -1 to try again. */
-static int snd_record(gw_sender *s, snd_xfer *x)
+/* Fills r with what the store must record for x. */
+static void snd_result_of(const snd_xfer *x, store_outbox_result *r)
 {
-	int64_t now = snd_wall_ms();
-	char to[64], ch[48], pid[300], er[300];
-	int rc;
-
+	memset(r, 0, sizeof(*r));
+	r->id = x->item.id;
+	r->error = x->error;
 	switch (x->out) {
 	case SND_OUT_SENT:
-		rc = store_outbox_sent(s->st, x->item.id, x->provider_id[0] ? x->provider_id : NULL, now);
+		r->outcome = STORE_OUTBOX_SENT;
+		r->provider_id = x->provider_id[0] ? x->provider_id : NULL;
+		r->error = NULL;
 		break;
 	case SND_OUT_RETRY:
-		rc = store_outbox_retry(s->st, x->item.id, x->next_ms, x->error, now);
+		r->outcome = STORE_OUTBOX_RETRY;
+		r->next_ms = x->next_ms;
 		break;
 	case SND_OUT_FAIL:
 	default:
-		rc = store_outbox_fail(s->st, x->item.id, x->out_status, x->error, now);
+		r->outcome = STORE_OUTBOX_FAIL;
+		r->status = x->out_status;
 		break;
 	}
-	if (rc == STORE_ERR_BUSY || rc == STORE_ERR) {
-		if (x->record_failures++ % SND_RECORD_LOG_EVERY == 0)
-			log_event(LOG_WARN, "send_record_failed", "id=%" PRId64 " rc=%s detail=%s tries=%d", x->item.id,
-				  store_rc_str(rc), log_kv_str(store_errmsg(s->st), er, sizeof(er)), x->record_failures);
-		return -1;
-	}
+}
 
-	log_mask(x->item.address, to, sizeof(to));
-	log_kv_str(x->item.channel, ch, sizeof(ch));
-	log_kv_str(x->provider_id, pid, sizeof(pid));
-	log_kv_str(x->error, er, sizeof(er));
+/* Counts and logs x's outcome once the store recorded it (rc is its item
+ * result: STORE_OK, or STORE_ERR_NOTFOUND when the row was no longer ours). */
+static void snd_recorded(gw_sender *s, snd_xfer *x, int rc, int64_t now)
+{
+	char to[64] = "", ch[48] = "", pid[300] = "", er[300] = "";
+	enum log_level lvl = x->out == SND_OUT_SENT ? LOG_INFO : LOG_WARN;
+
 	if (rc != STORE_OK) {
 		/* the row is gone or no longer ours: nothing left to record */
 		log_event(LOG_WARN, "send_record_lost", "id=%" PRId64 " rc=%s", x->item.id, store_rc_str(rc));
 	}
-	switch (x->out) {
-	case SND_OUT_SENT:
-		atomic_fetch_add(&s->sent, 1);
-		log_event(LOG_INFO, "send", "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=sent http=%ld attempt=%d ms=%" PRId64 " provider_id=%s",
-			  x->item.id, x->item.conversation_id, ch, to, x->http, x->item.attempts + 1, x->ms, pid);
-		break;
-	case SND_OUT_RETRY: {
+	if (x->out == SND_OUT_RETRY) {
 		/* wake for it on time rather than at the next tick */
 		int64_t due_us = snd_mono_us() + (x->next_ms - now) * 1000 + 1000;
 		if (due_us < s->next_retry_us)
 			s->next_retry_us = due_us;
-		atomic_fetch_add(&s->retried, 1);
-		log_event(LOG_WARN, "send", "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=retry class=%s http=%ld attempt=%d ms=%" PRId64 " next_in_ms=%" PRId64 " error=%s",
-			  x->item.id, x->item.conversation_id, ch, to, x->cls_name, x->http, x->item.attempts + 1,
-			  x->ms, x->next_ms - now, er);
-		break;
 	}
+	switch (x->out) {
+	case SND_OUT_SENT:
+		atomic_fetch_add(&s->sent, 1);
+		break;
+	case SND_OUT_RETRY:
+		atomic_fetch_add(&s->retried, 1);
+		break;
 	case SND_OUT_FAIL:
 	default:
 		if (strcmp(x->out_status, "dead") == 0)
@@ -455,12 +457,31 @@ static int snd_record(gw_sender *s, snd_xfer *x)
 			atomic_fetch_add(&s->window_closed, 1);
 		else
 			atomic_fetch_add(&s->failed, 1);
+		break;
+	}
+	if (!log_enabled(lvl))
+		return; /* at 20,000 replies a second the masking alone shows in a profile */
+	log_mask(x->item.address, to, sizeof(to));
+	log_kv_str(x->item.channel, ch, sizeof(ch));
+	log_kv_str(x->provider_id, pid, sizeof(pid));
+	log_kv_str(x->error, er, sizeof(er));
+	switch (x->out) {
+	case SND_OUT_SENT:
+		log_event(LOG_INFO, "send", "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=sent http=%ld attempt=%d ms=%" PRId64 " provider_id=%s",
+			  x->item.id, x->item.conversation_id, ch, to, x->http, x->item.attempts + 1, x->ms, pid);
+		break;
+	case SND_OUT_RETRY:
+		log_event(LOG_WARN, "send", "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=retry class=%s http=%ld attempt=%d ms=%" PRId64 " next_in_ms=%" PRId64 " error=%s",
+			  x->item.id, x->item.conversation_id, ch, to, x->cls_name, x->http, x->item.attempts + 1,
+			  x->ms, x->next_ms - now, er);
+		break;
+	case SND_OUT_FAIL:
+	default:
 		log_event(LOG_WARN, "send", "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=%s class=%s http=%ld attempt=%d ms=%" PRId64 " error=%s",
 			  x->item.id, x->item.conversation_id, ch, to, x->out_status, x->cls_name ? x->cls_name : "-",
 			  x->http, x->item.attempts + x->attempted, x->ms, er);
 		break;
 	}
-	return 0;
 }
 
 /* ---- the loop's steps ---- */
@@ -493,6 +514,7 @@ static size_t snd_lease(gw_sender *s)
 	if (s->n_items >= cap)
 		return 0;
 	rc = store_outbox_lease(s->st, snd_wall_ms(), snd_lease_ms(s), cap - s->n_items, &items, &n);
+	s->last_write_us = snd_mono_us();
 	if (rc != STORE_OK) {
 		char er[200];
 		log_event(LOG_WARN, "send_lease_failed", "rc=%s detail=%s", store_rc_str(rc),
@@ -584,24 +606,68 @@ static void snd_collect(gw_sender *s)
 	}
 }
 
-/* Records every finished outcome it can. Returns how many were recorded. */
+/* Records every finished outcome in one store transaction (one turn of the
+ * write lock the gateway's writer also needs). Returns how many were
+ * recorded; on a store error (locked past the busy timeout) they all stay and
+ * are tried again on a later turn. */
 static size_t snd_record_all(gw_sender *s)
 {
-	snd_xfer *x = s->head, *prev = NULL;
-	size_t done = 0;
+	snd_xfer *x, *prev = NULL;
+	size_t n = 0, k = 0;
+	int64_t now;
+	int rc;
 
+	for (x = s->head; x; x = x->next)
+		if (x->state == SND_RECORD)
+			n++;
+	if (n == 0)
+		return 0;
+	if (n > s->rec_cap) {
+		store_outbox_result *v = realloc(s->rec, n * sizeof(*v));
+		int *r = v ? realloc(s->rec_rc, n * sizeof(*r)) : NULL;
+		if (v)
+			s->rec = v;
+		if (!r)
+			return 0; /* out of memory: try again next turn */
+		s->rec_rc = r;
+		s->rec_cap = n;
+	}
+	for (x = s->head; x; x = x->next)
+		if (x->state == SND_RECORD)
+			snd_result_of(x, &s->rec[k++]);
+	now = snd_wall_ms();
+	rc = store_outbox_results(s->st, s->rec, n, now, s->rec_rc);
+	s->last_write_us = snd_mono_us();
+	if (rc != STORE_OK) {
+		char er[200];
+		if (s->record_failures++ % SND_RECORD_LOG_EVERY == 0)
+			log_event(LOG_WARN, "send_record_failed", "outcomes=%zu rc=%s detail=%s tries=%d", n,
+				  store_rc_str(rc), log_kv_str(store_errmsg(s->st), er, sizeof(er)), s->record_failures);
+		return 0;
+	}
+	s->record_failures = 0;
+	k = 0;
+	x = s->head;
 	while (x) {
 		snd_xfer *next = x->next;
-		if (x->state == SND_RECORD && snd_record(s, x) == 0) {
+		if (x->state == SND_RECORD) {
+			snd_recorded(s, x, s->rec_rc[k++], now);
 			snd_unlink(s, x, prev);
 			snd_xfer_free(s, x);
-			done++;
 		} else {
 			prev = x;
 		}
 		x = next;
 	}
-	return done;
+	return n;
+}
+
+static int snd_has_outcomes(const gw_sender *s)
+{
+	for (const snd_xfer *x = s->head; x; x = x->next)
+		if (x->state == SND_RECORD)
+			return 1;
+	return 0;
 }
 
 static void *snd_main(void *arg)
@@ -614,16 +680,24 @@ static void *snd_main(void *arg)
 		int64_t now_us = snd_mono_us(), wait_us, timeout_ms = SND_TICK_MS;
 		int still, draining = atomic_load(&s->draining);
 
-		if (!draining && (more || atomic_exchange(&s->kicked, 0) || now_us >= s->next_lease_us ||
-				  now_us >= s->next_retry_us)) {
-			size_t cap = s->c->sender.concurrency > 0 ? (size_t)s->c->sender.concurrency : 1;
-			size_t free_slots = s->n_items < cap ? cap - s->n_items : 0;
-			size_t got = snd_lease(s);
-			s->next_lease_us = now_us + SND_TICK_MS * 1000;
-			if (s->next_retry_us <= now_us)
-				s->next_retry_us = INT64_MAX; /* later ones are caught by the tick */
-			/* a full batch means more may be due right away */
-			more = free_slots > 0 && got == free_slots;
+		/* One store turn: record every finished outcome, then lease into the
+		 * free slots; at most one turn per SND_WRITE_GAP_MS, so the sender takes
+		 * the write lock a few hundred times a second at most, whatever the load. */
+		if (draining || now_us - s->last_write_us >= SND_WRITE_GAP_MS * 1000) {
+			/* each recorded outcome may make the conversation's next message due */
+			if (snd_record_all(s) > 0)
+				more = 1;
+			if (!draining && (more || atomic_exchange(&s->kicked, 0) || now_us >= s->next_lease_us ||
+					  now_us >= s->next_retry_us)) {
+				size_t cap = s->c->sender.concurrency > 0 ? (size_t)s->c->sender.concurrency : 1;
+				size_t free_slots = s->n_items < cap ? cap - s->n_items : 0;
+				size_t got = snd_lease(s);
+				s->next_lease_us = now_us + SND_TICK_MS * 1000;
+				if (s->next_retry_us <= now_us)
+					s->next_retry_us = INT64_MAX; /* later ones are caught by the tick */
+				/* a full batch means more may be due right away */
+				more = free_slots > 0 && got == free_slots;
+			}
 		}
 		if (draining) {
 			/* items not yet started stay leased in the store: the next run sends them */
@@ -642,17 +716,20 @@ static void *snd_main(void *arg)
 		wait_us = snd_start_waiting(s);
 		curl_multi_perform(s->multi, &still);
 		snd_collect(s);
-		/* each recorded outcome may make the conversation's next message due */
-		if (snd_record_all(s) > 0)
-			more = 1;
+		if (draining)
+			snd_record_all(s);
 
 		/* draining: only started and finished transfers are left in the list */
 		if (draining && (s->head == NULL || snd_mono_us() >= atomic_load(&s->drain_deadline_us)))
 			break;
-		if (more && !draining)
-			timeout_ms = 0;
-		else if (wait_us >= 0 && wait_us / 1000 + 1 < timeout_ms)
+		if (wait_us >= 0 && wait_us / 1000 + 1 < timeout_ms)
 			timeout_ms = wait_us / 1000 + 1;
+		if (!draining && (more || snd_has_outcomes(s) || atomic_load(&s->kicked))) {
+			/* store work is waiting: come back when the next turn is allowed */
+			int64_t until = (s->last_write_us + SND_WRITE_GAP_MS * 1000 - snd_mono_us() + 999) / 1000;
+			if (until < timeout_ms)
+				timeout_ms = until > 0 ? until : 0;
+		}
 		if (!draining && s->next_retry_us != INT64_MAX) {
 			int64_t until = (s->next_retry_us - snd_mono_us()) / 1000 + 1;
 			if (until < timeout_ms)
@@ -689,6 +766,8 @@ static void snd_free(gw_sender *s)
 	if (s->multi)
 		curl_multi_cleanup(s->multi);
 	store_close(s->st);
+	free(s->rec);
+	free(s->rec_rc);
 	free(s);
 	curl_global_cleanup();
 }
@@ -715,7 +794,14 @@ gw_sender *gw_sender_start(const cfg *c, char *err, size_t errlen)
 		s->rng = 88172645463325252ULL;
 	memset(&so, 0, sizeof(so));
 	so.path = c->store.path;
-	so.synchronous_full = strcasecmp(c->store.synchronous, "FULL") == 0;
+	/* The sender's own commits are not fsynced (synchronous=NORMAL on this
+	 * handle, whatever [store] synchronous says): what it writes (leases and
+	 * outcomes) goes into the same WAL file the writer fsyncs at its next
+	 * commit, and losing the last of them in a power cut can only cause a
+	 * resend, which at-least-once delivery accepts anyway (docs/sender.md).
+	 * An fsync here would be taken while holding the write lock the writer
+	 * is waiting for. */
+	so.synchronous_full = 0;
 	so.busy_timeout_ms = c->store.busy_timeout_ms;
 	if (!(s->st = store_open(&so, serr, sizeof(serr)))) {
 		snprintf(err, errlen, "sender: cannot open the store: %s", serr);

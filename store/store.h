@@ -135,7 +135,7 @@ typedef struct store_inbound_result {
 	int64_t out_ids[STORE_OUT_MAX]; /* the outbound messages' ids, in order */
 } store_inbound_result;
 
-/* Handles n inbound messages in one transaction, each under its own savepoint:
+/* Handles n inbound messages in one transaction, each all-or-nothing:
  * insert the message (a repeat of channel + provider_id is STORE_DUPLICATE and
  * changes nothing), create or load the contact and conversation, ask decide,
  * update the conversation (state, language, context, menu, window, escalation
@@ -177,6 +177,32 @@ int store_outbox_retry(store *s, int64_t id, int64_t next_ms, const char *error,
  * "window_closed" (WhatsApp 24-hour rule); the outbox row stays, marked dead,
  * visible in stats. */
 int store_outbox_fail(store *s, int64_t id, const char *status, const char *error, int64_t now_ms);
+
+/* One sender outcome, for store_outbox_results. */
+typedef enum store_outbox_outcome {
+	STORE_OUTBOX_SENT = 0,   /* as store_outbox_sent */
+	STORE_OUTBOX_RETRY,      /* as store_outbox_retry */
+	STORE_OUTBOX_FAIL,       /* as store_outbox_fail */
+} store_outbox_outcome;
+
+typedef struct store_outbox_result {
+	int64_t id;              /* the outbound message's id */
+	int outcome;             /* store_outbox_outcome */
+	const char *provider_id; /* SENT: the provider's message id, or NULL */
+	int64_t next_ms;         /* RETRY: when to try again */
+	const char *status;      /* FAIL: "failed", "dead" or "window_closed" */
+	const char *error;       /* RETRY, FAIL: kept with the row / message; may be NULL */
+} store_outbox_result;
+
+/* Records n outcomes in one transaction (one commit, one turn of the write
+ * lock), each exactly as the single calls above would. Returns STORE_OK when
+ * the transaction committed; then item_rc[i] (when item_rc is not NULL) is
+ * STORE_OK, STORE_ERR_NOTFOUND (the row was no longer live: nothing written
+ * for it) or STORE_ERR (an invalid status or outcome: nothing written for it),
+ * and the others are recorded. Any other return (STORE_ERR_BUSY, STORE_ERR):
+ * nothing at all was recorded, every item_rc[i] is that error, and the caller
+ * may try the same batch again. The strings are copied. */
+int store_outbox_results(store *s, const store_outbox_result *v, size_t n, int64_t now_ms, int *item_rc);
 
 /* Counts for /metrics and /healthz. */
 typedef struct store_outbox_counts {

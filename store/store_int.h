@@ -22,13 +22,17 @@ typedef enum store_stmt_id {
 	STMT_SAVEPOINT,
 	STMT_RELEASE,
 	STMT_ROLLBACK_TO,
+	STMT_SP_BATCH,
+	STMT_SP_BATCH_RELEASE,
+	STMT_SP_BATCH_ROLLBACK,
 	/* conversations */
 	STMT_CONV_GET,
 	STMT_CONV_FIND,
 	STMT_CONV_BY_CONTACT,
 	STMT_CONV_INSERT,
 	STMT_CONV_UPDATE,
-	STMT_CONTACT_UPSERT,
+	STMT_CONV_UPDATE_BOT,
+	STMT_CONTACT_INSERT,
 	STMT_CONTACT_UPDATE,
 	STMT_CONV_EXISTS,
 	/* inbound */
@@ -83,6 +87,12 @@ struct store {
 	int readonly;
 	char path[4096];
 	char err[512];
+	int busy_timeout_ms;    /* how long a write waits for the lock in all */
+	int64_t busy_start_us;  /* when the current wait began (store_busy_cb) */
+	/* store_inbound_batch's decisions, so a batch run twice decides once */
+	store_decision *dec;
+	unsigned char *dec_state;
+	size_t dec_cap;
 	sqlite3_stmt *stmt[STMT__COUNT];
 };
 
@@ -120,6 +130,10 @@ void store_tx_rollback(store *s);
 int store_sp_begin(store *s);
 int store_sp_release(store *s);
 void store_sp_rollback(store *s);
+/* The savepoint "b" around a whole inbound batch: begin, release, or roll
+ * back to it (it stays open after a rollback, as SQLite does). */
+enum { STORE_SP_BEGIN, STORE_SP_RELEASE, STORE_SP_ROLLBACK };
+int store_sp_batch(store *s, int op);
 
 /* The conversation columns every query that fills a store_conv selects, in the
  * order store_conv_from_row reads them (c = conversations, k = contacts). */

@@ -6,7 +6,9 @@
  * so a conversation's messages leave in the order they were written; a row
  * waiting for a retry holds back the ones behind it. Sending (store_outbox_sent)
  * deletes the row; giving up (store_outbox_fail) keeps it, marked dead, for the
- * stats. Retry/backoff policy is the sender's. */
+ * stats. store_outbox_results records many outcomes in one transaction (the
+ * sender's loop collects them); the single-outcome calls are that with n = 1.
+ * Retry/backoff policy is the sender's. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,9 +36,9 @@ int store_outbox_lease(store *s, int64_t now_ms, int64_t lease_ms, size_t max, s
 		" FROM outbox o JOIN messages m ON m.id = o.message_id"
 		" JOIN conversations c ON c.id = o.conversation_id JOIN contacts k ON k.id = c.contact_id"
 		" WHERE o.dead = 0 AND o.next_attempt_ms <= ?1 AND o.lease_until_ms <= ?1"
-		" AND o.message_id = (SELECT min(o2.message_id) FROM outbox o2"
-		"  WHERE o2.conversation_id = o.conversation_id AND o2.dead = 0)"
-		" ORDER BY o.message_id LIMIT ?2");
+		" AND NOT EXISTS (SELECT 1 FROM outbox o2 WHERE o2.conversation_id = o.conversation_id"
+		"  AND o2.dead = 0 AND o2.message_id < o.message_id)"
+		" ORDER BY o.next_attempt_ms, o.message_id LIMIT ?2");
 	if (!st) {
 		rc = STORE_ERR;
 		goto fail;
@@ -111,94 +113,155 @@ static int exec_one(store *s, sqlite3_stmt *st, int64_t id)
 	return rc;
 }
 
-int store_outbox_sent(store *s, int64_t id, const char *provider_id, int64_t now_ms)
+/* The message row of a live outbox row always exists (foreign key); if it did
+ * not, the outbox row was already changed: an error for the whole transaction. */
+static int exec_msg(store *s, sqlite3_stmt *st, int64_t id)
 {
-	int rc = store_tx_begin(s);
+	int rc = exec_one(s, st, id);
+	return rc == STORE_ERR_NOTFOUND ? store_failf(s, STORE_ERR, "message %lld is missing", (long long)id) : rc;
+}
+
+static int valid_fail_status(const char *status)
+{
+	return status && (strcmp(status, "failed") == 0 || strcmp(status, "dead") == 0 ||
+			  strcmp(status, "window_closed") == 0);
+}
+
+/* Each of these records one outcome inside the caller's transaction. The
+ * first statement is the conditional one (the live outbox row): when it
+ * changes nothing the result is STORE_ERR_NOTFOUND and nothing was written. */
+static int sent_one(store *s, int64_t id, const char *provider_id, int64_t now_ms)
+{
+	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_DELETE, "DELETE FROM outbox WHERE message_id = ? AND dead = 0");
+	if (!st)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, id);
+	int rc = exec_one(s, st, id);
 	if (rc != STORE_OK)
 		return rc;
-	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_DELETE, "DELETE FROM outbox WHERE message_id = ? AND dead = 0");
-	if (!st) {
-		rc = STORE_ERR;
-		goto fail;
-	}
-	sqlite3_bind_int64(st, 1, id);
-	if ((rc = exec_one(s, st, id)) != STORE_OK)
-		goto fail;
 	st = store_stmt(s, STMT_MSG_SENT, "UPDATE messages SET status = 'sent', provider_id = ?, error = NULL WHERE id = ?");
-	if (!st) {
-		rc = STORE_ERR;
-		goto fail;
-	}
+	if (!st)
+		return STORE_ERR;
 	store_bind_text(st, 1, provider_id);
 	sqlite3_bind_int64(st, 2, id);
-	if ((rc = exec_one(s, st, id)) != STORE_OK)
-		goto fail;
-	if ((rc = store_status_insert(s, id, "sent", NULL, now_ms)) != STORE_OK)
-		goto fail;
-	return store_tx_commit(s);
-fail:
-	store_tx_rollback(s);
-	return rc;
+	if ((rc = exec_msg(s, st, id)) != STORE_OK)
+		return rc;
+	return store_status_insert(s, id, "sent", NULL, now_ms);
+}
+
+static int retry_one(store *s, int64_t id, int64_t next_ms, const char *error)
+{
+	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_RETRY,
+				      "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ?,"
+				      " lease_until_ms = 0 WHERE message_id = ? AND dead = 0");
+	if (!st)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, next_ms);
+	store_bind_text(st, 2, error);
+	sqlite3_bind_int64(st, 3, id);
+	return exec_one(s, st, id);
+}
+
+static int fail_one(store *s, int64_t id, const char *status, const char *error, int64_t now_ms)
+{
+	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_DEAD,
+				      "UPDATE outbox SET dead = 1, attempts = attempts + 1, last_error = ?, lease_until_ms = 0"
+				      " WHERE message_id = ? AND dead = 0");
+	if (!st)
+		return STORE_ERR;
+	store_bind_text(st, 1, error);
+	sqlite3_bind_int64(st, 2, id);
+	int rc = exec_one(s, st, id);
+	if (rc != STORE_OK)
+		return rc;
+	st = store_stmt(s, STMT_MSG_SET_STATUS, "UPDATE messages SET status = ?, error = ? WHERE id = ?");
+	if (!st)
+		return STORE_ERR;
+	store_bind_text(st, 1, status);
+	store_bind_text(st, 2, error);
+	sqlite3_bind_int64(st, 3, id);
+	if ((rc = exec_msg(s, st, id)) != STORE_OK)
+		return rc;
+	return store_status_insert(s, id, status, error, now_ms);
+}
+
+/* Runs one outcome in its own transaction (the single-outcome calls). */
+static int one_tx(store *s, const store_outbox_result *r, int64_t now_ms)
+{
+	int item_rc = STORE_OK;
+	int rc = store_outbox_results(s, r, 1, now_ms, &item_rc);
+	return rc != STORE_OK ? rc : item_rc;
+}
+
+int store_outbox_sent(store *s, int64_t id, const char *provider_id, int64_t now_ms)
+{
+	store_outbox_result r = {.id = id, .outcome = STORE_OUTBOX_SENT, .provider_id = provider_id};
+	return one_tx(s, &r, now_ms);
 }
 
 int store_outbox_retry(store *s, int64_t id, int64_t next_ms, const char *error, int64_t now_ms)
 {
-	(void)now_ms;
-	int rc = store_tx_begin(s);
-	if (rc != STORE_OK)
-		return rc;
-	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_RETRY,
-				      "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ?,"
-				      " lease_until_ms = 0 WHERE message_id = ? AND dead = 0");
-	if (!st) {
-		rc = STORE_ERR;
-		goto fail;
-	}
-	sqlite3_bind_int64(st, 1, next_ms);
-	store_bind_text(st, 2, error);
-	sqlite3_bind_int64(st, 3, id);
-	if ((rc = exec_one(s, st, id)) != STORE_OK)
-		goto fail;
-	return store_tx_commit(s);
-fail:
-	store_tx_rollback(s);
-	return rc;
+	store_outbox_result r = {.id = id, .outcome = STORE_OUTBOX_RETRY, .next_ms = next_ms, .error = error};
+	return one_tx(s, &r, now_ms);
 }
 
 int store_outbox_fail(store *s, int64_t id, const char *status, const char *error, int64_t now_ms)
 {
-	if (!status || (strcmp(status, "failed") != 0 && strcmp(status, "dead") != 0 &&
-			strcmp(status, "window_closed") != 0))
+	if (!valid_fail_status(status))
 		return store_failf(s, STORE_ERR, "outbox failure status must be failed, dead or window_closed");
+	store_outbox_result r = {.id = id, .outcome = STORE_OUTBOX_FAIL, .status = status, .error = error};
+	return one_tx(s, &r, now_ms);
+}
+
+int store_outbox_results(store *s, const store_outbox_result *v, size_t n, int64_t now_ms, int *item_rc)
+{
+	if (n == 0)
+		return STORE_OK;
 	int rc = store_tx_begin(s);
 	if (rc != STORE_OK)
-		return rc;
-	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_DEAD,
-				      "UPDATE outbox SET dead = 1, attempts = attempts + 1, last_error = ?, lease_until_ms = 0"
-				      " WHERE message_id = ? AND dead = 0");
-	if (!st) {
-		rc = STORE_ERR;
-		goto fail;
+		goto out;
+	char first_err[sizeof s->err] = "";
+	for (size_t i = 0; i < n; i++) {
+		const store_outbox_result *r = &v[i];
+		int one;
+		switch (r->outcome) {
+		case STORE_OUTBOX_SENT:
+			one = sent_one(s, r->id, r->provider_id, now_ms);
+			break;
+		case STORE_OUTBOX_RETRY:
+			one = retry_one(s, r->id, r->next_ms, r->error);
+			break;
+		case STORE_OUTBOX_FAIL:
+			one = valid_fail_status(r->status)
+				      ? fail_one(s, r->id, r->status, r->error, now_ms)
+				      : store_failf(s, STORE_ERR_CONFLICT,
+						    "outbox failure status must be failed, dead or window_closed");
+			break;
+		default:
+			one = store_failf(s, STORE_ERR_CONFLICT, "unknown outbox outcome %d", r->outcome);
+			break;
+		}
+		if (one == STORE_ERR_CONFLICT) /* refused before writing anything */
+			one = STORE_ERR;
+		else if (one != STORE_OK && one != STORE_ERR_NOTFOUND) {
+			rc = one; /* a statement failed half-way: the whole batch goes */
+			goto fail;
+		}
+		if (one != STORE_OK && !first_err[0])
+			memcpy(first_err, s->err, sizeof first_err);
+		if (item_rc)
+			item_rc[i] = one;
 	}
-	store_bind_text(st, 1, error);
-	sqlite3_bind_int64(st, 2, id);
-	if ((rc = exec_one(s, st, id)) != STORE_OK)
-		goto fail;
-	st = store_stmt(s, STMT_MSG_SET_STATUS, "UPDATE messages SET status = ?, error = ? WHERE id = ?");
-	if (!st) {
-		rc = STORE_ERR;
-		goto fail;
-	}
-	store_bind_text(st, 1, status);
-	store_bind_text(st, 2, error);
-	sqlite3_bind_int64(st, 3, id);
-	if ((rc = exec_one(s, st, id)) != STORE_OK)
-		goto fail;
-	if ((rc = store_status_insert(s, id, status, error, now_ms)) != STORE_OK)
-		goto fail;
-	return store_tx_commit(s);
+	rc = store_tx_commit(s);
+	if (rc == STORE_OK && first_err[0])
+		memcpy(s->err, first_err, sizeof first_err);
+	goto out;
 fail:
 	store_tx_rollback(s);
+out:
+	if (rc != STORE_OK && item_rc)
+		for (size_t i = 0; i < n; i++)
+			item_rc[i] = rc;
 	return rc;
 }
 

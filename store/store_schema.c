@@ -128,7 +128,18 @@ static const char v3_sql[] =
 	" SELECT id, escalated_ms, claimed_ms, agent FROM conversations"
 	" WHERE state IN ('queued', 'assigned') AND escalated_ms > 0 ORDER BY id;";
 
-const char *const store_migrations[] = {v1_sql, v2_sql, v3_sql};
+/* v4: the provider-id index holds only rows that have a provider id. Outbound
+ * messages get theirs when sent, so until then (and for ever when sandboxed
+ * or pushed by the web chat) they cost no index entry at insert. The lookups
+ * (duplicate check, status callbacks) all say provider_id = ?, which implies
+ * NOT NULL, so SQLite still uses it; the uniqueness is the same (NULLs never
+ * collided). */
+static const char v4_sql[] =
+	"DROP INDEX messages_provider;"
+	"CREATE UNIQUE INDEX messages_provider ON messages(direction, channel, provider_id)"
+	" WHERE provider_id IS NOT NULL;";
+
+const char *const store_migrations[] = {v1_sql, v2_sql, v3_sql, v4_sql};
 const int store_migrations_n = (int)(sizeof store_migrations / sizeof store_migrations[0]);
 
 int store_schema_latest(void)

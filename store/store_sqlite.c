@@ -9,11 +9,13 @@
  * store_outbox.c, store_agent.c, store_stats.c and store_maint.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/store_int.h"
@@ -192,7 +194,62 @@ void store_sp_rollback(store *s)
 	memcpy(s->err, keep, sizeof keep);
 }
 
+/* ---- waiting for the write lock ---- */
+
+static int64_t store_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* SQLite's own busy handler (sqlite3_busy_timeout) sleeps 1, 2, 5, 10, 15, 20,
+ * 25 ... ms between tries: a writer that meets a lock held for 0.3 ms sleeps
+ * for milliseconds, and three tries cost 8 ms. Locks here are held for well
+ * under a millisecond (batched transactions), so look again after 50 µs, then
+ * 200 µs, then every millisecond, up to busy_timeout_ms in all. */
+static int store_busy_cb(void *arg, int count)
+{
+	store *s = arg;
+	int64_t now = store_mono_us();
+	if (count == 0)
+		s->busy_start_us = now;
+	int64_t left = (int64_t)s->busy_timeout_ms * 1000 - (now - s->busy_start_us);
+	if (left <= 0)
+		return 0;
+	int64_t nap = count < 20 ? 50 : count < 100 ? 200 : 1000;
+	if (nap > left)
+		nap = left;
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)nap * 1000};
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
+int store_sp_batch(store *s, int op)
+{
+	switch (op) {
+	case STORE_SP_BEGIN:
+		return simple(s, STMT_SP_BATCH, "SAVEPOINT b");
+	case STORE_SP_RELEASE:
+		return simple(s, STMT_SP_BATCH_RELEASE, "RELEASE b");
+	default:
+		return simple(s, STMT_SP_BATCH_ROLLBACK, "ROLLBACK TO b");
+	}
+}
+
 /* ---- opening ---- */
+
+/* Process-wide SQLite settings, before SQLite initialises itself: no memory
+ * statistics (they put a global mutex around every allocation, and loket
+ * never reads them). When something initialised SQLite first, the call fails
+ * harmlessly and the defaults stay. */
+static pthread_once_t store_global_once = PTHREAD_ONCE_INIT;
+
+static void store_global_init(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	sqlite3_initialize();
+}
 
 static int pragma(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
@@ -267,6 +324,7 @@ store *store_open(const store_opts *o, char *err, size_t errlen)
 			close(fd);
 		fd = -1;
 	}
+	pthread_once(&store_global_once, store_global_init);
 	int flags = (o->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX |
 		    SQLITE_OPEN_EXRESCODE;
 	int rc = sqlite3_open_v2(o->path, &s->db, flags, NULL);
@@ -274,7 +332,11 @@ store *store_open(const store_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", o->path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 		goto fail;
 	}
-	sqlite3_busy_timeout(s->db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 0);
+	/* More and larger lookaside slots: most of a statement's small allocations
+	 * then never reach malloc. */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_LOOKASIDE, NULL, 1200, 400);
+	s->busy_timeout_ms = o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 0;
+	sqlite3_busy_handler(s->db, s->busy_timeout_ms > 0 ? store_busy_cb : NULL, s);
 	if (pragma(s->db, "PRAGMA foreign_keys = ON", err, errlen) < 0)
 		goto fail;
 	/* Keeps the per-message savepoints' sub-journal in memory: on disk it is a
@@ -316,6 +378,8 @@ void store_close(store *s)
 	for (int i = 0; i < STMT__COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	sqlite3_close(s->db);
+	free(s->dec);
+	free(s->dec_state);
 	free(s);
 }
 

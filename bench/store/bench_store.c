@@ -4,7 +4,10 @@
  * row and status history), with synchronous=NORMAL and FULL and 1, 10, 100
  * messages per commit. Each run uses a fresh database file in DIR (default:
  * the current directory) on the real disk; the figure printed is the median of
- * three runs. Usage: bench_store [-d DIR] [-n MESSAGES] */
+ * three runs. Usage: bench_store [-d DIR] [-n MESSAGES] [-b BATCH] [-s FULL|NORMAL] [-c CONTACTS]
+ * -b and -s run only that row; -c 0 gives every four messages a new contact
+ * (the gateway benchmark's traffic: new contacts and conversations all along),
+ * else the messages cycle over CONTACTS contacts (default 1000). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +16,7 @@
 
 #include "store/store.h"
 
-#define CONTACTS 1000
+static long contacts = 1000;
 #define RUNS 3
 
 static double now_s(void)
@@ -74,7 +77,10 @@ static double run(const char *dir, int full, size_t batch, size_t total)
 		for (size_t i = 0; i < batch; i++) {
 			size_t k = done + i;
 			snprintf(pid[i], sizeof pid[i], "wamid.HBgM%010zu", k);
-			snprintf(addr[i], sizeof addr[i], "6281%08zu", (k * 7919) % CONTACTS);
+			if (contacts > 0)
+				snprintf(addr[i], sizeof addr[i], "6281%08zu", (k * 7919) % (size_t)contacts);
+			else
+				snprintf(addr[i], sizeof addr[i], "6281%09zu", k / 4);
 			in[i] = (store_inbound){.channel = "whatsapp", .address = addr[i], .provider_id = pid[i],
 						.kind = "text", .text = "jam buka kantor hari ini?",
 						.at_ms = 1700000000000LL + (int64_t)k};
@@ -105,23 +111,37 @@ static int cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	const char *dir = ".";
-	long total = 20000;
+	long total = 20000, only_batch = 0;
+	int only_sync = -1;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-d") == 0 && i + 1 < argc)
 			dir = argv[++i];
 		else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc)
 			total = strtol(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "-b") == 0 && i + 1 < argc)
+			only_batch = strtol(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			contacts = strtol(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
+			only_sync = strcmp(argv[++i], "FULL") == 0;
 		else {
-			fprintf(stderr, "usage: bench_store [-d DIR] [-n MESSAGES]\n");
+			fprintf(stderr, "usage: bench_store [-d DIR] [-n MESSAGES] [-b BATCH] [-s FULL|NORMAL] [-c CONTACTS]\n");
 			return 2;
 		}
 	}
 	if (total < 100)
 		total = 100;
-	static const size_t batches[] = {1, 10, 100};
+	size_t batches[] = {1, 10, 100};
+	size_t n_batches = sizeof batches / sizeof batches[0];
+	if (only_batch > 0) {
+		batches[0] = (size_t)only_batch;
+		n_batches = 1;
+	}
 	printf("%-12s %-10s %10s %14s %12s\n", "synchronous", "per commit", "messages", "messages/s", "commits/s");
 	for (int full = 0; full <= 1; full++) {
-		for (size_t b = 0; b < sizeof batches / sizeof batches[0]; b++) {
+		if (only_sync >= 0 && full != only_sync)
+			continue;
+		for (size_t b = 0; b < n_batches; b++) {
 			size_t n = (size_t)total - (size_t)total % batches[b];
 			double r[RUNS];
 			for (int k = 0; k < RUNS; k++)

@@ -428,6 +428,50 @@ static void test_sender_keeps_order(void **state)
 	fixture_done(&f);
 }
 
+/* Many replies across many conversations while another connection keeps
+ * committing new ones (as the gateway's writer does): every one is sent once,
+ * its outcome recorded (the sender records a loop turn's outcomes in one
+ * transaction), and the outbox ends empty. */
+static void test_sender_records_many_outcomes(void **state)
+{
+	static const char *const two[] = {"pertama", "kedua"};
+	enum { CONVS = 30 };
+	fixture f;
+	store_inbound_result res[CONVS];
+	store_outbox_counts oc;
+	gw_sender_stats st;
+	char addr[32];
+	int64_t deadline;
+
+	(void)state;
+	fixture_init(&f);
+	f.c.sender.concurrency = 16;
+	fixture_start(&f);
+	for (int i = 0; i < CONVS; i++) {
+		snprintf(addr, sizeof(addr), "62855%07d", i);
+		inbound(&f, "whatsapp", addr, now_ms(), 2, two, &res[i]);
+		gw_sender_wake(f.s);
+	}
+	deadline = now_ms() + 10000;
+	for (;;) {
+		assert_int_equal(store_outbox_counts_get(f.st, now_ms(), &oc), STORE_OK);
+		gw_sender_stats_get(f.s, &st);
+		if (oc.pending + oc.leased + oc.dead == 0 && st.sent == 2 * CONVS)
+			break;
+		if (now_ms() > deadline)
+			fail_msg("after 10 s: %lld pending, %lld leased, %lld dead, %llu sent, want %d sent",
+				 (long long)oc.pending, (long long)oc.leased, (long long)oc.dead,
+				 (unsigned long long)st.sent, 2 * CONVS);
+		sleep_ms(20);
+	}
+	for (int i = 0; i < CONVS; i++)
+		for (int k = 0; k < 2; k++)
+			wait_status(&f, res[i].conversation_id, res[i].out_ids[k], "sent", 100);
+	assert_int_equal(provider_count(), 2 * CONVS);
+	assert_int_equal(st.retried + st.failed + st.dead + st.window_closed, 0);
+	fixture_done(&f);
+}
+
 /* One failure of the given mode, then the provider accepts: the message goes
  * on the second attempt, at least min_gap_ms after the first. */
 static void retried_then_sent(const char *mode, int timeout_ms, int min_gap_ms)
@@ -701,6 +745,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sender_delivers),
 		cmocka_unit_test(test_sender_keeps_order),
+		cmocka_unit_test(test_sender_records_many_outcomes),
 		cmocka_unit_test(test_sender_500_then_ok),
 		cmocka_unit_test(test_sender_429_retried_later),
 		cmocka_unit_test(test_sender_timeout_retried),

@@ -224,6 +224,12 @@ static void test_store_inbound_refused_message_rolls_back_alone(void **state)
 	assert_int_equal(r[1].rc, STORE_ERR);
 	assert_int_equal(r[2].rc, STORE_ERR);
 	assert_int_equal(r[3].rc, STORE_OK);
+	/* The refusals made the store redo the batch with a savepoint per message;
+	 * decide was still asked once per message, and the last message saw the
+	 * state without the refused ones. */
+	assert_int_equal(t.calls, 4);
+	assert_int_equal(t.seen_rate[3], 2);
+	assert_int_equal(r[3].n_out, 1);
 	store_conv c;
 	assert_int_equal(store_conv_find(s, "whatsapp", "6281200000099", &c), STORE_ERR_NOTFOUND);
 	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM contacts WHERE address = '6281200000099'"), 0);
@@ -236,6 +242,41 @@ static void test_store_inbound_refused_message_rolls_back_alone(void **state)
 	store_inbound retry = t_in("whatsapp", "6281200000005", "f3", "jam", 1004);
 	assert_int_equal(store_inbound_batch(s, &retry, 1, t_decide, &t, r), STORE_OK);
 	assert_int_equal(r[0].rc, STORE_OK);
+}
+
+/* A returning citizen: the contact row is written only when the name, the
+ * language or the opt-out changed, and decide sees the name just sent. */
+static void test_store_inbound_returning_contact_keeps_what_changed(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name;      /* display name sent with the message, or NULL */
+		const char *want_name; /* stored afterwards */
+	} cases[] = {
+		{"Ni Luh", "Ni Luh"}, {NULL, "Ni Luh"}, {"", "Ni Luh"}, {"Ni Luh Putu", "Ni Luh Putu"},
+		{"Ni Luh Putu", "Ni Luh Putu"},
+	};
+	t_decider t = {.queue = 1};
+	int64_t conv = 0;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "name-%zu", i);
+		store_inbound in = t_in("whatsapp", "6281200000077", id, "jam", 1000 + (int64_t)i);
+		in.display_name = cases[i].name;
+		store_inbound_result r = t_one(s, &t, in);
+		if (r.rc != STORE_OK)
+			fail_msg("case %zu: %s", i, store_rc_str(r.rc));
+		if (conv && r.conversation_id != conv)
+			fail_msg("case %zu: a returning contact got a new conversation", i);
+		conv = r.conversation_id;
+		store_conv c;
+		assert_int_equal(store_conv_get(s, conv, &c), STORE_OK);
+		if (strcmp(c.display_name, cases[i].want_name) != 0)
+			fail_msg("case %zu: name \"%s\", want \"%s\"", i, c.display_name, cases[i].want_name);
+		assert_string_equal(c.bot.lang, "id");
+		assert_int_equal(c.last_inbound_ms, 1000 + (int64_t)i);
+	}
+	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM contacts WHERE address = '6281200000077'"), 1);
 }
 
 static void test_store_inbound_keeps_untrusted_text_verbatim(void **state)
@@ -312,6 +353,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store_inbound_escalation_sets_time_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_inbound_duplicate_in_same_and_later_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_inbound_refused_message_rolls_back_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_inbound_returning_contact_keeps_what_changed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_inbound_keeps_untrusted_text_verbatim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_inbound_big_batch, setup, teardown),
 	};

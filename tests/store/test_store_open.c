@@ -74,6 +74,26 @@ static void test_store_open_uses_wal_and_newest_schema(void **state)
 	store_close(s);
 }
 
+/* 1 when EXPLAIN QUERY PLAN of sql (run on the file at path) names index. */
+static int t_plan_uses(const char *path, const char *sql, const char *index)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char q[1024];
+	int found = 0;
+	snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *detail = (const char *)sqlite3_column_text(st, 3);
+		if (detail && strstr(detail, index))
+			found = 1;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return found;
+}
+
 static void raw_exec(sqlite3 *db, const char *sql)
 {
 	char *e = NULL;
@@ -82,8 +102,9 @@ static void raw_exec(sqlite3 *db, const char *sql)
 }
 
 /* Builds a database at schema version v the way an older loket left it, with
- * one conversation that escalated, its messages (one out message waiting in
- * the outbox, one sent with a provider id) and an agent. */
+ * one conversation that escalated (and, from v3, its escalation row), its
+ * messages (one out message waiting in the outbox, one sent with a provider id)
+ * and an agent. */
 static void make_old_db(const char *path, int v)
 {
 	sqlite3 *db = NULL;
@@ -119,6 +140,8 @@ static void make_old_db(const char *path, int v)
 		raw_exec(db, "INSERT INTO message_status (message_id, status, at_ms) VALUES (2, 'delivered', 1001),"
 			     " (3, 'queued', 3000)");
 	}
+	if (v >= 3) /* a v3 loket wrote the escalation row when the conversation escalated */
+		raw_exec(db, "INSERT INTO escalations (conversation_id, escalated_ms) VALUES (1, 3000)");
 	sqlite3_close(db);
 }
 
@@ -181,6 +204,17 @@ static void test_store_migrates_from_every_earlier_version(void **state)
 		assert_int_equal(r.rc, STORE_OK);
 		assert_int_equal(r.conversation_id, c.id);
 		store_close(s);
+		/* v4: the provider-id index is partial and still serves the lookups. */
+		if (t_sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_provider'"
+				    " AND sql LIKE '%WHERE provider_id IS NOT NULL%'") != 1)
+			fail_msg("from v%d: messages_provider is not the v4 partial index", v);
+		assert_int_equal(t_sql_int(path, "SELECT count(*) FROM messages WHERE provider_id IS NOT NULL"), 3);
+		assert_true(t_plan_uses(path, "SELECT 1 FROM messages WHERE direction = 'in' AND channel = 'whatsapp'"
+					      " AND provider_id = 'wamid.old1'",
+					"messages_provider"));
+		assert_true(t_plan_uses(path, "SELECT id, status FROM messages WHERE direction = 'out'"
+					      " AND channel = 'whatsapp' AND provider_id = 'wamid.out2'",
+					"messages_provider"));
 	}
 }
 

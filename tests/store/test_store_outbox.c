@@ -169,6 +169,111 @@ static void test_store_outbox_wrong_calls(void **state)
 	assert_int_equal(ids[0], rid);
 }
 
+/* Many outcomes in one transaction: each is recorded as its single call
+ * would record it, a row that is gone or a bad status spoils only itself, and
+ * the conversation's next reply becomes due once its head is recorded. */
+static void test_store_outbox_results_records_a_batch(void **state)
+{
+	(void)state;
+	t_decider t = {.queue = 1};
+	int64_t id[6];
+	for (int i = 0; i < 5; i++) {
+		char addr[16], pid[16];
+		snprintf(addr, sizeof addr, "6287%d", i);
+		snprintf(pid, sizeof pid, "r%d", i);
+		id[i] = t_one(s, &t, t_in("whatsapp", addr, pid, "jam", 1000 + i)).out_ids[0];
+	}
+	/* a second reply in the first conversation, behind id[0] */
+	id[5] = t_one(s, &t, t_in("whatsapp", "62870", "r5", "dua", 1100)).out_ids[0];
+	int64_t ids[8];
+	assert_int_equal(lease_ids(2000, 30000, 10, ids), 5);
+
+	static const struct {
+		const char *label;
+		int outcome;
+		const char *status;     /* FAIL's status */
+		int want_rc;
+		const char *want_msg;   /* the message's status afterwards */
+		int want_outbox;        /* outbox rows left for it */
+	} cases[] = {
+		{"sent", STORE_OUTBOX_SENT, NULL, STORE_OK, "sent", 0},
+		{"retry", STORE_OUTBOX_RETRY, NULL, STORE_OK, "queued", 1},
+		{"dead", STORE_OUTBOX_FAIL, "dead", STORE_OK, "dead", 1},
+		{"window closed", STORE_OUTBOX_FAIL, "window_closed", STORE_OK, "window_closed", 1},
+		{"bad status", STORE_OUTBOX_FAIL, "sent", STORE_ERR, "queued", 1},
+		{"gone", STORE_OUTBOX_SENT, NULL, STORE_ERR_NOTFOUND, NULL, 0},
+	};
+	size_t n = sizeof cases / sizeof cases[0];
+	store_outbox_result v[6];
+	int rc[6];
+	for (size_t i = 0; i < n; i++) {
+		v[i] = (store_outbox_result){.id = i < 5 ? id[i] : id[4] + 1000, .outcome = cases[i].outcome,
+					     .provider_id = "wamid.OUT", .next_ms = 9000, .status = cases[i].status,
+					     .error = "e"};
+		rc[i] = -99;
+	}
+	v[0].provider_id = "wamid.SENT0";
+	assert_int_equal(store_outbox_results(s, v, n, 3000, rc), STORE_OK);
+	for (size_t i = 0; i < n; i++) {
+		char sql[200];
+		if (rc[i] != cases[i].want_rc)
+			fail_msg("%s: %s, want %s", cases[i].label, store_rc_str(rc[i]), store_rc_str(cases[i].want_rc));
+		if (!cases[i].want_msg)
+			continue;
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE id = %lld AND status = '%s'",
+			 (long long)v[i].id, cases[i].want_msg);
+		if (t_sql_int(path, sql) != 1)
+			fail_msg("%s: message status is not %s", cases[i].label, cases[i].want_msg);
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM outbox WHERE message_id = %lld", (long long)v[i].id);
+		if (t_sql_int(path, sql) != cases[i].want_outbox)
+			fail_msg("%s: outbox rows, want %d", cases[i].label, cases[i].want_outbox);
+	}
+	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM messages WHERE provider_id = 'wamid.SENT0'"), 1);
+	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM message_status WHERE status IN ('sent', 'dead',"
+					 " 'window_closed')"),
+			 3);
+	/* The sent head let the conversation's second reply go; the retry waits
+	 * for its time; the bad-status row is still leased. */
+	assert_int_equal(lease_ids(3000, 30000, 10, ids), 1);
+	assert_int_equal(ids[0], id[5]);
+	assert_int_equal(lease_ids(9000, 30000, 10, ids), 1);
+	assert_int_equal(ids[0], id[1]);
+	/* Nothing to record is fine. */
+	assert_int_equal(store_outbox_results(s, v, 0, 3000, rc), STORE_OK);
+}
+
+/* A database locked by another connection: nothing of the batch is recorded,
+ * every item says so, and the same batch goes through once the lock is gone. */
+static void test_store_outbox_results_busy_records_nothing(void **state)
+{
+	(void)state;
+	t_decider t = {.queue = 1};
+	int64_t a = t_one(s, &t, t_in("whatsapp", "62891", "k1", "jam", 1000)).out_ids[0];
+	int64_t b = t_one(s, &t, t_in("whatsapp", "62892", "k2", "jam", 1001)).out_ids[0];
+	int64_t ids[8];
+	assert_int_equal(lease_ids(2000, 30000, 10, ids), 2);
+	store_outbox_result v[2] = {
+		{.id = a, .outcome = STORE_OUTBOX_SENT, .provider_id = "wamid.A"},
+		{.id = b, .outcome = STORE_OUTBOX_RETRY, .next_ms = 5000, .error = "500"},
+	};
+	int rc[2];
+	sqlite3 *other = NULL;
+	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	store *quick = t_open(path, 50);
+	assert_int_equal(store_outbox_results(quick, v, 2, 3000, rc), STORE_ERR_BUSY);
+	assert_int_equal(rc[0], STORE_ERR_BUSY);
+	assert_int_equal(rc[1], STORE_ERR_BUSY);
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(other);
+	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM outbox"), 2);
+	assert_int_equal(store_outbox_results(quick, v, 2, 3000, rc), STORE_OK);
+	assert_int_equal(rc[0], STORE_OK);
+	assert_int_equal(rc[1], STORE_OK);
+	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM outbox"), 1);
+	store_close(quick);
+}
+
 /* ---- delivery statuses ---- */
 
 static void test_store_status_never_moves_backwards(void **state)
@@ -225,6 +330,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store_outbox_lease_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_outbox_lease_respects_max, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_outbox_wrong_calls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_outbox_results_records_a_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_outbox_results_busy_records_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_status_never_moves_backwards, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
