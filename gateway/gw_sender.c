@@ -34,6 +34,7 @@
 #define SND_BUCKETS 8
 #define SND_RECORD_LOG_EVERY 50         /* a stuck store write is logged this often */
 #define SND_WRITE_GAP_MS 3              /* at most one store turn (record + lease) this often */
+#define SND_HDR_CACHE 8                 /* distinct header sets kept as ready curl lists */
 
 static const double snd_lat_bounds[GW_SEND_LAT_BUCKETS] = {0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 							  2.5,   5.0,  10.0, 30.0, 60.0, 120.0};
@@ -59,7 +60,8 @@ typedef struct snd_xfer {
 	store_outbox_item item; /* text and payload owned */
 	const gw_channel_ops *ops;
 	gw_request req;
-	struct curl_slist *hdrs;
+	struct curl_slist *hdrs;  /* owned, only when the header cache was full */
+	struct curl_slist *cached; /* borrowed from the sender's header cache */
 	CURL *easy;
 	char *resp;
 	size_t resp_len, resp_cap;
@@ -99,6 +101,19 @@ struct gw_sender {
 	int64_t next_lease_us;
 	int64_t next_retry_us; /* earliest retry we scheduled (monotonic), or INT64_MAX */
 	int64_t last_write_us; /* when the sender last wrote to the store (monotonic) */
+	/* Finished easy handles, kept for the next requests: a new handle costs
+	 * its buffers' allocations, and the free list's length never exceeds the
+	 * number of transfers once in flight. Connections live in the multi
+	 * handle's cache either way, so keep-alive does not depend on this. */
+	CURL **idle;
+	size_t n_idle, idle_cap;
+	/* Header lists built once per distinct set of header lines (a channel's
+	 * are the same for every request): [i] holds n lines in order. */
+	struct {
+		struct curl_slist *list;
+		int n;
+	} hdr_cache[SND_HDR_CACHE];
+	size_t n_hdr_cache;
 	store_outbox_result *rec; /* snd_record_all's scratch, rec_cap entries */
 	int *rec_rc;
 	size_t rec_cap;
@@ -200,13 +215,85 @@ static int64_t snd_bucket_take(gw_sender *s, const char *channel, int64_t now_us
 
 /* ---- transfers ---- */
 
+/* Takes back an easy handle curl no longer runs: kept for reuse, or cleaned
+ * up when the free list cannot grow. */
+static void snd_easy_put(gw_sender *s, CURL *e)
+{
+	if (!e)
+		return;
+	if (s->n_idle == s->idle_cap) {
+		size_t cap = s->idle_cap ? s->idle_cap * 2 : 32;
+		CURL **v = realloc(s->idle, cap * sizeof(*v));
+		if (!v) {
+			curl_easy_cleanup(e);
+			return;
+		}
+		s->idle = v;
+		s->idle_cap = cap;
+	}
+	s->idle[s->n_idle++] = e;
+}
+
+/* An easy handle with every option at its default (its connection and DNS
+ * caches kept), or NULL. */
+static CURL *snd_easy_get(gw_sender *s)
+{
+	CURL *e;
+
+	if (s->n_idle == 0)
+		return curl_easy_init();
+	e = s->idle[--s->n_idle];
+	curl_easy_reset(e);
+	return e;
+}
+
+/* The curl header list for req's header lines plus "Expect:" (no
+ * 100-continue round trip before the body), from the cache when an equal set
+ * was built before; NULL when out of memory. *owned is set when the list is
+ * not cached and the caller must free it. */
+static struct curl_slist *snd_headers(gw_sender *s, const gw_request *req, int *owned)
+{
+	struct curl_slist *l = NULL, *h;
+	int n = req->n_headers < GW_REQ_HEADERS_MAX ? req->n_headers : GW_REQ_HEADERS_MAX;
+
+	*owned = 0;
+	for (size_t i = 0; i < s->n_hdr_cache; i++) {
+		int k = 0;
+		if (s->hdr_cache[i].n != n)
+			continue;
+		for (h = s->hdr_cache[i].list; k < n && h && strcmp(h->data, req->headers[k]) == 0; h = h->next)
+			k++;
+		if (k == n)
+			return s->hdr_cache[i].list;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!(h = curl_slist_append(l, req->headers[i])))
+			goto oom;
+		l = h;
+	}
+	if (!(h = curl_slist_append(l, "Expect:")))
+		goto oom;
+	l = h;
+	if (s->n_hdr_cache < SND_HDR_CACHE) {
+		s->hdr_cache[s->n_hdr_cache].list = l;
+		s->hdr_cache[s->n_hdr_cache].n = n;
+		s->n_hdr_cache++;
+	} else {
+		*owned = 1;
+	}
+	return l;
+oom:
+	curl_slist_free_all(l);
+	return NULL;
+}
+
 static void snd_xfer_free(gw_sender *s, snd_xfer *x)
 {
 	if (!x)
 		return;
 	if (x->easy) {
 		curl_multi_remove_handle(s->multi, x->easy);
-		curl_easy_cleanup(x->easy);
+		snd_easy_put(s, x->easy);
 		atomic_fetch_sub(&s->in_flight, 1);
 	}
 	curl_slist_free_all(x->hdrs);
@@ -290,24 +377,21 @@ static void snd_start(gw_sender *s, snd_xfer *x)
 		snprintf(x->error, sizeof(x->error), "cannot build request: %.200s", err);
 		return;
 	}
-	for (int i = 0; i < x->req.n_headers && i < GW_REQ_HEADERS_MAX; i++) {
-		struct curl_slist *h = curl_slist_append(x->hdrs, x->req.headers[i]);
-		if (!h)
-			goto oom;
-		x->hdrs = h;
-	}
 	{
-		/* no "Expect: 100-continue" round trip before the body */
-		struct curl_slist *h = curl_slist_append(x->hdrs, "Expect:");
-		if (!h)
+		int owned = 0;
+		struct curl_slist *l = snd_headers(s, &x->req, &owned);
+		if (!l)
 			goto oom;
-		x->hdrs = h;
+		if (owned)
+			x->hdrs = l;
+		else
+			x->cached = l;
 	}
-	if (!(e = curl_easy_init()))
+	if (!(e = snd_easy_get(s)))
 		goto oom;
 	curl_easy_setopt(e, CURLOPT_URL, x->req.url);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs ? x->hdrs : x->cached);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->c->sender.timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->c->sender.timeout_ms);
@@ -334,7 +418,7 @@ static void snd_start(gw_sender *s, snd_xfer *x)
 	atomic_fetch_add(&s->in_flight, 1);
 	return;
 oom:
-	curl_easy_cleanup(e);
+	snd_easy_put(s, e);
 	/* nothing was sent: try again later rather than lose it */
 	x->cls_name = "local_error";
 	snprintf(x->error, sizeof(x->error), "out of memory preparing the request");
@@ -365,7 +449,7 @@ static void snd_finish(gw_sender *s, snd_xfer *x, CURLcode res)
 	if (res == CURLE_OK)
 		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->http);
 	curl_multi_remove_handle(s->multi, x->easy);
-	curl_easy_cleanup(x->easy);
+	snd_easy_put(s, x->easy);
 	x->easy = NULL;
 	atomic_fetch_sub(&s->in_flight, 1);
 	x->ms = us / 1000;
@@ -763,8 +847,13 @@ static void snd_free(gw_sender *s)
 {
 	if (!s)
 		return;
+	while (s->n_idle)
+		curl_easy_cleanup(s->idle[--s->n_idle]);
+	free(s->idle);
 	if (s->multi)
 		curl_multi_cleanup(s->multi);
+	for (size_t i = 0; i < s->n_hdr_cache; i++)
+		curl_slist_free_all(s->hdr_cache[i].list);
 	store_close(s->st);
 	free(s->rec);
 	free(s->rec_rc);
@@ -811,6 +900,13 @@ gw_sender *gw_sender_start(const cfg *c, char *err, size_t errlen)
 		snprintf(err, errlen, "sender: curl_multi_init failed");
 		goto fail;
 	}
+	/* Keep a connection open for every slot. Left alone, curl sizes its
+	 * connection cache at four per easy handle currently added, which drops
+	 * when a batch of transfers has just finished: it then closed a
+	 * connection for about one request in fifty (a TCP, and with the real
+	 * provider a TLS, handshake each time). */
+	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS,
+			  (long)(c->sender.concurrency > 0 ? c->sender.concurrency : 1));
 	if (pthread_create(&s->thread, NULL, snd_main, s) != 0) {
 		snprintf(err, errlen, "sender: cannot start its thread");
 		goto fail;

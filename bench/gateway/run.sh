@@ -4,6 +4,7 @@
 # answering Meta's success body. Prints one block of figures; see README.md.
 #
 # usage: run.sh [LOKET]   env: DURATION (s, 10) CONNS (64) PER_THREAD (bodies per wrk thread, 180000)
+#                          SENDER_CONCURRENCY ([sender] concurrency, 128)
 #                          SANDBOX=1: no access token, replies stored as sandboxed (the writer alone)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -82,7 +83,7 @@ verify_token = bench-verify
 api_base = http://127.0.0.1:$nport
 send_rate = 100000
 [sender]
-concurrency = 128
+concurrency = ${SENDER_CONCURRENCY:-128}
 [log]
 level = warn
 INI
@@ -106,6 +107,7 @@ wrk -t$threads -c"$conns" -d"${duration}s" --latency -s "$here/webhook.lua" "htt
 	-- "$tmp/bodies" >"$tmp/wrk.txt"
 t1=$(date +%s.%N)
 cpu1=$(cpu_ticks "$loket_pid")
+sent1=$(metric 'loket_outbound_total{channel="all",outcome="sent"}')
 inbound=$(metric 'loket_inbound_total{channel="whatsapp"}')
 
 # wait for the outbox to drain
@@ -131,11 +133,12 @@ kill "$sampler_pid" 2>/dev/null || true
 sampler_pid=
 
 hz=$(getconf CLK_TCK)
-python3 - "$tmp" "$t0" "$t1" "$t2" "$cpu0" "$cpu1" "$cpu2" "$hz" "$inbound" "$sent" "$queued" "$dead" "$hwm" <<'PY'
+python3 - "$tmp" "$t0" "$t1" "$t2" "$cpu0" "$cpu1" "$cpu2" "$hz" "$inbound" "$sent" "$queued" "$dead" "$hwm" "$sent1" <<'PY'
 import re, sys
 tmp, t0, t1, t2, c0, c1, c2, hz = sys.argv[1], *map(float, sys.argv[2:9])
 inbound, sent, queued, dead = (int(float(x or 0)) for x in sys.argv[9:13])
 hwm = sys.argv[13]
+sent1 = int(float(sys.argv[14] or 0))
 wrk = open(tmp + "/wrk.txt").read()
 st = open(tmp + "/wrk-static.txt").read()
 def rps(t): return float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
@@ -157,6 +160,9 @@ print("replies: %d queued, %d sent, %d dead; all delivered %.1f s after the load
 print("replies delivered: %.0f/s on average, %.0f/s at the best second" % (sent / (t2 - t0), peak))
 print("loket CPU: %.2f cores during the load, %.2f cores while draining" %
       ((c1 - c0) / hz / (t1 - t0), (c2 - c1) / hz / max(t2 - t1, 1e-9)))
+if sent > sent1:
+    print("loket CPU per reply delivered while draining (the sender alone): %.1f us (%d replies)" %
+          ((c2 - c1) / hz * 1e6 / (sent - sent1), sent - sent1))
 print("loket peak RSS (VmHWM): %s" % hwm)
 print("static file ceiling (GET /chat/chat.css): %.0f req/s, p99 %.2f ms" % (s, pct(st, 99)))
 print("durable webhook / static ratio: %.2f" % (r / s))

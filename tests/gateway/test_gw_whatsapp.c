@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,6 +200,59 @@ static void test_wa_signature_rejects(void **state)
 	}
 	/* an empty body is verified like any other */
 	assert_int_equal(gw_whatsapp_verify(secret, NULL, 0, good), -1);
+}
+
+/* The HMAC context is kept per thread between calls: secrets that change from
+ * call to call (a prefix of the other included), a failed check in between,
+ * and other threads checking at the same time must not change any answer. */
+typedef struct sig_round {
+	int rounds, wrong; /* wrong: answers that differed from the expected */
+} sig_round;
+
+static void *sig_worker(void *arg)
+{
+	static const char body[] = "{\"object\":\"whatsapp_business_account\",\"entry\":[]}";
+	static const char good[] = "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece";
+	static const struct {
+		const char *secret;
+		int want;
+	} seq[] = {
+		{"0123456789abcdef0123456789abcdef", 0},
+		{"0123456789abcdef0123456789abcde", -1}, /* a prefix of the right one */
+		{"0123456789abcdef0123456789abcdef", 0},
+		{"0123456789abcdef0123456789abcdef0", -1}, /* one longer */
+		{"0123456789abcdef0123456789abcdef", 0},
+		{"0123456789abcdef0123456789abcdef", 0},
+	};
+	sig_round *r = arg;
+
+	for (int i = 0; i < r->rounds; i++)
+		for (size_t k = 0; k < sizeof(seq) / sizeof(seq[0]); k++) {
+			if (gw_whatsapp_verify(seq[k].secret, body, strlen(body), good) != seq[k].want)
+				r->wrong++;
+			/* the same key, a body one byte short: refused, and the next still passes */
+			if (seq[k].want == 0 && gw_whatsapp_verify(seq[k].secret, body, strlen(body) - 1, good) != -1)
+				r->wrong++;
+		}
+	return NULL;
+}
+
+static void test_wa_signature_cached_context(void **state)
+{
+	sig_round main_r = {200, 0}, r[3] = {{200, 0}, {200, 0}, {200, 0}};
+	pthread_t t[3];
+
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, sig_worker, &r[i]), 0);
+	sig_worker(&main_r);
+	for (int i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		if (r[i].wrong)
+			fail_msg("thread %d: %d wrong signature answers", i, r[i].wrong);
+	}
+	if (main_r.wrong)
+		fail_msg("main thread: %d wrong signature answers", main_r.wrong);
 }
 
 /* ---- parsing inbound fixtures ---- */
@@ -665,6 +719,93 @@ static void test_wa_build_long_text_drops_interactive(void **state)
 	gw_request_cleanup(&req);
 }
 
+/* The request body is written by hand: whatever a reply's text holds must come
+ * back out of a JSON parser byte for byte, and text that is not UTF-8 must be
+ * refused rather than sent as broken JSON. */
+static void test_wa_build_escapes_text(void **state)
+{
+	static const struct {
+		const char *label, *text;
+	} round[] = {
+		{"quotes and backslashes", "say \"halo\" \\ C:\\path\\"},
+		{"control characters", "a\nb\rc\td\be\ff\x01g\x1fh"},
+		{"slash and html", "</script> a/b"},
+		{"multi-byte", "Sampai jumpa \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xe2\x80\xa8 end"},
+		{"escape at the very end", "ends with a quote\""},
+		{"only an escape", "\n"},
+		{"DEL kept", "x\x7fy"},
+	};
+	static const struct {
+		const char *label, *text;
+	} bad[] = {
+		{"lone continuation byte", "a\x80z"},
+		{"overlong slash", "a\xc0\xafz"},
+		{"overlong three bytes", "a\xe0\x80\xafz"},
+		{"surrogate", "a\xed\xa0\x80z"},
+		{"past U+10FFFF", "a\xf4\x90\x80\x80z"},
+		{"F5 lead byte", "a\xf5\x80\x80\x80z"},
+		{"truncated at the end", "abc\xe2\x82"},
+		{"lead byte then ASCII", "a\xc3z"},
+	};
+	cfg c;
+	store_outbox_item it;
+	gw_request req;
+	char err[128];
+	json_error_t jerr;
+	json_t *doc;
+
+	(void)state;
+	test_cfg(&c);
+	memset(&it, 0, sizeof(it));
+	snprintf(it.address, sizeof(it.address), "62812\"x");
+	for (size_t i = 0; i < sizeof(round) / sizeof(round[0]); i++) {
+		const char *got;
+		it.text = (char *)round[i].text;
+		it.payload = NULL;
+		if (gw_whatsapp_ops.build(&c, &it, &req, err, sizeof(err)) != 0)
+			fail_msg("escape case \"%s\": build failed: %s", round[i].label, err);
+		doc = json_loadb(req.body, req.body_len, 0, &jerr);
+		if (!doc)
+			fail_msg("escape case \"%s\": body is not JSON: %s", round[i].label, req.body);
+		got = json_string_value(json_object_get(json_object_get(doc, "text"), "body"));
+		if (!got || strcmp(got, round[i].text) != 0)
+			fail_msg("escape case \"%s\": text came back as \"%s\"", round[i].label, got ? got : "(none)");
+		if (strcmp(json_string_value(json_object_get(doc, "to")), "62812\"x") != 0)
+			fail_msg("escape case \"%s\": recipient changed", round[i].label);
+		json_decref(doc);
+		gw_request_cleanup(&req);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		it.text = (char *)bad[i].text;
+		it.payload = NULL;
+		err[0] = '\0';
+		if (gw_whatsapp_ops.build(&c, &it, &req, err, sizeof(err)) != -1)
+			fail_msg("bad UTF-8 case \"%s\": built a request", bad[i].label);
+		if (!strstr(err, "UTF-8"))
+			fail_msg("bad UTF-8 case \"%s\": reason \"%s\"", bad[i].label, err);
+		assert_null(req.body);
+		assert_null(req.url);
+	}
+	/* a button title is cut at 20 characters, not 20 bytes */
+	it.text = (char *)"Pilih";
+	it.payload = (char *)"{\"text\":\"Pilih\",\"buttons\":[{\"id\":\"a\\\"b\",\"title\":"
+			     "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+			     "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9XYZ\"}]}";
+	assert_int_equal(gw_whatsapp_ops.build(&c, &it, &req, err, sizeof(err)), 0);
+	doc = json_loadb(req.body, req.body_len, 0, &jerr);
+	assert_non_null(doc);
+	{
+		const json_t *action = json_object_get(json_object_get(doc, "interactive"), "action");
+		const json_t *reply = json_object_get(json_array_get(json_object_get(action, "buttons"), 0), "reply");
+		const char *title = json_string_value(json_object_get(reply, "title"));
+		assert_non_null(title);
+		assert_int_equal(strlen(title), 40); /* twenty two-byte characters, "XYZ" cut */
+		assert_string_equal(json_string_value(json_object_get(reply, "id")), "a\"b");
+	}
+	json_decref(doc);
+	gw_request_cleanup(&req);
+}
+
 static void test_wa_build_refuses(void **state)
 {
 	static const struct {
@@ -792,6 +933,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wa_signature_vectors),
 		cmocka_unit_test(test_wa_signature_rejects),
+		cmocka_unit_test(test_wa_signature_cached_context),
 		cmocka_unit_test(test_wa_parse_text),
 		cmocka_unit_test(test_wa_parse_button_reply),
 		cmocka_unit_test(test_wa_parse_list_reply),
@@ -802,6 +944,7 @@ int main(void)
 		cmocka_unit_test(test_wa_parse_malformed),
 		cmocka_unit_test(test_wa_build_cases),
 		cmocka_unit_test(test_wa_build_long_text_drops_interactive),
+		cmocka_unit_test(test_wa_build_escapes_text),
 		cmocka_unit_test(test_wa_build_refuses),
 		cmocka_unit_test(test_wa_classify),
 		cmocka_unit_test(test_wa_configured_and_lookup),
