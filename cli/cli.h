@@ -31,7 +31,4 @@ size_t cli_bot_vars(const cfg *c, bot_var *vars);
  * every problem on stderr. Returns the set or NULL. */
 bot_set *cli_bot_load(const cfg *c, const char *dir);
 
-/* Milliseconds since the epoch, wall clock. */
-long long cli_now_ms(void);
-
 #endif

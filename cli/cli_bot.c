@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "cli/cli.h"
 #include "gateway/gw_handle.h"
 #include "store/store.h"
@@ -229,13 +230,13 @@ int cli_chat(int argc, char **argv)
 			line[--n] = '\0';
 		if (n == 0)
 			continue;
-		snprintf(idbuf, sizeof(idbuf), "cli-%lld-%lld", cli_now_ms(), ++seq);
+		snprintf(idbuf, sizeof(idbuf), "cli-%lld-%lld", (long long)clock_wall_ms(), ++seq);
 		in.channel = "cli";
 		in.address = a.as ? a.as : "local";
 		in.provider_id = idbuf;
 		in.kind = "text";
 		in.text = line;
-		in.at_ms = cli_now_ms();
+		in.at_ms = clock_wall_ms();
 		gw_handle_reset(h);
 		r = store_inbound_batch(s, &in, 1, gw_handle_decide, h, &res);
 		if (r != STORE_OK || res.rc < 0) {

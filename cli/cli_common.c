@@ -2,8 +2,8 @@
  * it gives the intents, loading the intent set with readable errors, a clock. */
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/clock.h"
 #include "cli/cli.h"
 #include "core/log.h"
 
@@ -63,12 +63,4 @@ bot_set *cli_bot_load(const cfg *c, const char *dir)
 	}
 	bot_diags_free(&diags);
 	return set;
-}
-
-long long cli_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "cli/cli.h"
 #include "store/store.h"
 
@@ -263,7 +264,7 @@ int cli_stats(int argc, char **argv)
 	}
 	if (cli_config_load(a.config, &c) != 0)
 		return 1;
-	long long now = cli_now_ms(), from, to;
+	long long now = clock_wall_ms(), from, to;
 	if (a.from) {
 		from = day_start_ms(a.from, c.office.timezone);
 		long long last = day_start_ms(a.to, c.office.timezone);
@@ -327,7 +328,7 @@ int cli_backup(int argc, char **argv)
 		return 1;
 	}
 	who(by, sizeof by);
-	store_audit(s, by, "backup", a.pos[0], NULL, cli_now_ms());
+	store_audit(s, by, "backup", a.pos[0], NULL, clock_wall_ms());
 	store_close(s);
 	struct stat sb;
 	if (stat(a.pos[0], &sb) == 0)
@@ -355,7 +356,7 @@ int cli_purge(int argc, char **argv)
 	store *s = open_store(&c, 0, "purge");
 	if (!s)
 		return 1;
-	long long now = cli_now_ms(), before = now - days * DAY_MS;
+	long long now = clock_wall_ms(), before = now - days * DAY_MS;
 	int64_t n = 0;
 	int rc = store_purge(s, before, &n);
 	if (rc != STORE_OK) {
@@ -522,7 +523,7 @@ int cli_agent(int argc, char **argv)
 		rc = agent_list(s);
 		goto out;
 	}
-	long long now = cli_now_ms();
+	long long now = clock_wall_ms();
 	store_agent existing;
 	src = store_agent_get(s, name, &existing);
 	if (is_add && src == STORE_OK) {

@@ -10,6 +10,7 @@
  * request taken has been committed and answered, closes the connections, stops
  * the writer, then stops the sender with a 5 s drain. The threads and queues
  * are described in docs/gateway.md. */
+#include "core/clock.h"
 #include "gateway/gw.h"
 
 #include <errno.h>
@@ -57,14 +58,6 @@ static void *gw_sig_main(void *arg)
 			gw_server_wake(g->srv);
 	}
 	return NULL;
-}
-
-static int64_t gw_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The directory /console/ and /chat/ are served from: console/ in the working
@@ -188,8 +181,8 @@ int gw_serve(const cfg *c, const char *config_path)
 	log_event(LOG_INFO, "serve_draining", "waiting=%zu queued=%zu", gw_server_waiting(srv),
 		  gw_writer_pending(writer));
 	gw_server_drain_begin(srv);
-	deadline = gw_mono_ms() + GW_DRAIN_MS;
-	while ((gw_writer_pending(writer) || gw_server_waiting(srv)) && gw_mono_ms() < deadline &&
+	deadline = clock_mono_ms() + GW_DRAIN_MS;
+	while ((gw_writer_pending(writer) || gw_server_waiting(srv)) && clock_mono_ms() < deadline &&
 	       __atomic_load_n(&sig.stops, __ATOMIC_ACQUIRE) < 3)
 		if (gw_server_service(srv) < 0)
 			break;

@@ -11,6 +11,7 @@
  * Other threads touch only gw_sender_wake (curl_multi_wakeup, thread-safe), the
  * atomic counters and gw_sender_stop. The lws loop is never involved: a slow or
  * hanging provider costs this thread nothing but a slot. */
+#include "core/clock.h"
 #include "gateway/gw_sender.h"
 
 #include <curl/curl.h>
@@ -129,20 +130,6 @@ struct gw_sender {
 
 /* ---- clocks, randomness ---- */
 
-static int64_t snd_wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t snd_mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static uint64_t snd_rand(gw_sender *s)
 {
 	/* xorshift64*: jitter only, not security */
@@ -190,7 +177,7 @@ static snd_bucket *snd_bucket_get(gw_sender *s, const char *channel)
 		b->rate = s->c->whatsapp.send_rate;
 	b->cap = b->rate > 0 ? b->rate : 0; /* at most one second's worth at once */
 	b->tokens = b->cap;
-	b->last_us = snd_mono_us();
+	b->last_us = clock_mono_us();
 	return b;
 }
 
@@ -351,7 +338,7 @@ static void snd_set_retry(gw_sender *s, snd_xfer *x, int later)
 		x->out_status = "dead";
 	} else {
 		x->out = SND_OUT_RETRY;
-		x->next_ms = snd_wall_ms() + snd_backoff_ms(s, x->item.attempts, later);
+		x->next_ms = clock_wall_ms() + snd_backoff_ms(s, x->item.attempts, later);
 	}
 }
 
@@ -412,7 +399,7 @@ static void snd_start(gw_sender *s, snd_xfer *x)
 	if (curl_multi_add_handle(s->multi, e) != CURLM_OK)
 		goto oom;
 	x->easy = e;
-	x->start_us = snd_mono_us();
+	x->start_us = clock_mono_us();
 	x->attempted = 1;
 	x->state = SND_ACTIVE;
 	atomic_fetch_add(&s->in_flight, 1);
@@ -443,7 +430,7 @@ static void snd_finish(gw_sender *s, snd_xfer *x, CURLcode res)
 {
 	gw_send_class cls;
 	char err[200] = "";
-	int64_t us = snd_mono_us() - x->start_us;
+	int64_t us = clock_mono_us() - x->start_us;
 
 	x->http = 0;
 	if (res == CURLE_OK)
@@ -522,7 +509,7 @@ static void snd_recorded(gw_sender *s, snd_xfer *x, int rc, int64_t now)
 	}
 	if (x->out == SND_OUT_RETRY) {
 		/* wake for it on time rather than at the next tick */
-		int64_t due_us = snd_mono_us() + (x->next_ms - now) * 1000 + 1000;
+		int64_t due_us = clock_mono_us() + (x->next_ms - now) * 1000 + 1000;
 		if (due_us < s->next_retry_us)
 			s->next_retry_us = due_us;
 	}
@@ -597,8 +584,8 @@ static size_t snd_lease(gw_sender *s)
 
 	if (s->n_items >= cap)
 		return 0;
-	rc = store_outbox_lease(s->st, snd_wall_ms(), snd_lease_ms(s), cap - s->n_items, &items, &n);
-	s->last_write_us = snd_mono_us();
+	rc = store_outbox_lease(s->st, clock_wall_ms(), snd_lease_ms(s), cap - s->n_items, &items, &n);
+	s->last_write_us = clock_mono_us();
 	if (rc != STORE_OK) {
 		char er[200];
 		log_event(LOG_WARN, "send_lease_failed", "rc=%s detail=%s", store_rc_str(rc),
@@ -651,7 +638,7 @@ static size_t snd_lease(gw_sender *s)
  * the next one may (or -1 when nothing waits on a rate limit). */
 static int64_t snd_start_waiting(gw_sender *s)
 {
-	int64_t wait_min = -1, now_ms = snd_wall_ms();
+	int64_t wait_min = -1, now_ms = clock_wall_ms();
 
 	for (snd_xfer *x = s->head; x; x = x->next) {
 		int64_t wait;
@@ -664,7 +651,7 @@ static int64_t snd_start_waiting(gw_sender *s)
 			snd_set_fail(x, "window_closed", "not sent: more than 24 hours since the citizen's last message");
 			continue;
 		}
-		wait = snd_bucket_take(s, x->item.channel, snd_mono_us());
+		wait = snd_bucket_take(s, x->item.channel, clock_mono_us());
 		if (wait > 0) {
 			if (wait_min < 0 || wait < wait_min)
 				wait_min = wait;
@@ -719,9 +706,9 @@ static size_t snd_record_all(gw_sender *s)
 	for (x = s->head; x; x = x->next)
 		if (x->state == SND_RECORD)
 			snd_result_of(x, &s->rec[k++]);
-	now = snd_wall_ms();
+	now = clock_wall_ms();
 	rc = store_outbox_results(s->st, s->rec, n, now, s->rec_rc);
-	s->last_write_us = snd_mono_us();
+	s->last_write_us = clock_mono_us();
 	if (rc != STORE_OK) {
 		char er[200];
 		if (s->record_failures++ % SND_RECORD_LOG_EVERY == 0)
@@ -761,7 +748,7 @@ static void *snd_main(void *arg)
 
 	atomic_store(&s->running, 1);
 	for (;;) {
-		int64_t now_us = snd_mono_us(), wait_us, timeout_ms = SND_TICK_MS;
+		int64_t now_us = clock_mono_us(), wait_us, timeout_ms = SND_TICK_MS;
 		int still, draining = atomic_load(&s->draining);
 
 		/* One store turn: record every finished outcome, then lease into the
@@ -804,23 +791,23 @@ static void *snd_main(void *arg)
 			snd_record_all(s);
 
 		/* draining: only started and finished transfers are left in the list */
-		if (draining && (s->head == NULL || snd_mono_us() >= atomic_load(&s->drain_deadline_us)))
+		if (draining && (s->head == NULL || clock_mono_us() >= atomic_load(&s->drain_deadline_us)))
 			break;
 		if (wait_us >= 0 && wait_us / 1000 + 1 < timeout_ms)
 			timeout_ms = wait_us / 1000 + 1;
 		if (!draining && (more || snd_has_outcomes(s) || atomic_load(&s->kicked))) {
 			/* store work is waiting: come back when the next turn is allowed */
-			int64_t until = (s->last_write_us + SND_WRITE_GAP_MS * 1000 - snd_mono_us() + 999) / 1000;
+			int64_t until = (s->last_write_us + SND_WRITE_GAP_MS * 1000 - clock_mono_us() + 999) / 1000;
 			if (until < timeout_ms)
 				timeout_ms = until > 0 ? until : 0;
 		}
 		if (!draining && s->next_retry_us != INT64_MAX) {
-			int64_t until = (s->next_retry_us - snd_mono_us()) / 1000 + 1;
+			int64_t until = (s->next_retry_us - clock_mono_us()) / 1000 + 1;
 			if (until < timeout_ms)
 				timeout_ms = until > 0 ? until : 0;
 		}
 		if (draining) {
-			int64_t left = (atomic_load(&s->drain_deadline_us) - snd_mono_us()) / 1000 + 1;
+			int64_t left = (atomic_load(&s->drain_deadline_us) - clock_mono_us()) / 1000 + 1;
 			if (left < timeout_ms)
 				timeout_ms = left > 0 ? left : 0;
 		}
@@ -878,7 +865,7 @@ gw_sender *gw_sender_start(const cfg *c, char *err, size_t errlen)
 	}
 	s->c = c;
 	s->next_retry_us = INT64_MAX;
-	s->rng = (uint64_t)snd_mono_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
+	s->rng = (uint64_t)clock_mono_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
 	if (!s->rng)
 		s->rng = 88172645463325252ULL;
 	memset(&so, 0, sizeof(so));
@@ -933,7 +920,7 @@ void gw_sender_stop(gw_sender *s, int drain_ms)
 {
 	if (!s)
 		return;
-	atomic_store(&s->drain_deadline_us, snd_mono_us() + (int64_t)(drain_ms > 0 ? drain_ms : 0) * 1000);
+	atomic_store(&s->drain_deadline_us, clock_mono_us() + (int64_t)(drain_ms > 0 ? drain_ms : 0) * 1000);
 	atomic_store(&s->draining, 1);
 	curl_multi_wakeup(s->multi);
 	if (s->thread_started)

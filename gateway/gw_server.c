@@ -12,6 +12,7 @@
  * flight clears the job's waiter, so the finished job is simply freed.
  *
  * Channels parse and verify; the writer commits; this file owns the sockets. */
+#include "core/clock.h"
 #include "gateway/gw_server.h"
 
 #include <libwebsockets.h>
@@ -83,22 +84,6 @@ struct gw_server {
 	pthread_mutex_t wake_lock; /* guards ctx_dead against gw_server_wake */
 	int ctx_dead;
 };
-
-static int64_t gw_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t gw_wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- answers ---- */
 
@@ -192,7 +177,7 @@ static int gw_http_write(gw_server *s, struct lws *wsi, gw_http_pss *pss)
 		return -1;
 	pss->written = 1;
 	if (pss->route && pss->route->timed)
-		gw_metrics_webhook_seconds(s->o.metrics, (double)(gw_now_us() - pss->t0_us) / 1e6);
+		gw_metrics_webhook_seconds(s->o.metrics, (double)(clock_mono_us() - pss->t0_us) / 1e6);
 	if (pss->waiting) {
 		pss->waiting = 0;
 		s->waiting--;
@@ -381,7 +366,7 @@ static void gw_route_metrics(gw_server *s, gw_http_pss *pss)
 		x.have_sender = 1;
 	}
 	if (s->o.ro) {
-		x.have_counts = store_outbox_counts_get(s->o.ro, gw_wall_ms(), &x.counts) == STORE_OK;
+		x.have_counts = store_outbox_counts_get(s->o.ro, clock_wall_ms(), &x.counts) == STORE_OK;
 		if (store_queue_list(s->o.ro, 1000, &convs, &n) == STORE_OK) {
 			x.agent_queue = (int64_t)n;
 			store_convs_free(convs);
@@ -435,7 +420,7 @@ static int gw_http_begin(gw_server *s, struct lws *wsi, gw_http_pss *pss, const 
 
 	gw_http_reset(s, pss);
 	pss->wsi = wsi;
-	pss->t0_us = gw_now_us();
+	pss->t0_us = clock_mono_us();
 	pss->method = gw_http_method(wsi);
 	s->waiting++;
 	pss->waiting = 1;

@@ -15,6 +15,7 @@
  * bot's replies come back from the writer as copies in the job (gw_web_job_done)
  * and go to every socket of the session. Missed messages are read from the
  * store with the lws thread's own handle. */
+#include "core/clock.h"
 #include "gateway/gw_web.h"
 
 #include <jansson.h>
@@ -138,14 +139,6 @@ size_t gw_web_pss_size(void)
 size_t gw_web_sockets(const gw_web *web)
 {
 	return web ? web->n_socks : 0;
-}
-
-static int64_t gw_web_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void gw_web_queue_free(gw_web_pss *pss)
@@ -400,7 +393,7 @@ static void gw_web_on_message(gw_web *web, gw_web_pss *pss, json_t *root)
 	in->kind = button ? "button" : "text";
 	in->text = text ? json_string_value(json_object_get(own, "text")) : NULL;
 	in->button = button ? json_string_value(json_object_get(own, "button")) : NULL;
-	in->at_ms = gw_web_now_ms();
+	in->at_ms = clock_wall_ms();
 	if (!in->address || (id && !in->provider_id) || (text && !in->text) || (button && !in->button))
 		goto oom;
 	j->parsed.msgs = in;

@@ -7,6 +7,7 @@
  * answers health checks with one store_ping, and hands the jobs back. The
  * decision of what the bot says is gw_handle's; this file only moves data and
  * counts it. */
+#include "core/clock.h"
 #include "gateway/gw_writer.h"
 
 #include <pthread.h>
@@ -61,14 +62,6 @@ void gw_job_free(gw_job *j)
 		free(j->replies[i].payload);
 	}
 	free(j);
-}
-
-static int64_t gw_writer_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- one batch ---- */
@@ -190,7 +183,7 @@ static void gw_writer_statuses(gw_writer *w, gw_job *j)
 		if (!s->provider_id || !s->status)
 			continue;
 		rc = store_msg_status(w->st, j->channel ? j->channel : "whatsapp", s->provider_id, s->status,
-				      s->error, s->at_ms ? s->at_ms : gw_writer_now_ms());
+				      s->error, s->at_ms ? s->at_ms : clock_wall_ms());
 		if (rc == STORE_OK || rc == STORE_ERR_NOTFOUND) {
 			log_event(rc == STORE_OK ? LOG_DEBUG : LOG_INFO, "status",
 				  "channel=%s provider_id=%s status=%s known=%d", j->channel ? j->channel : "whatsapp",
@@ -249,7 +242,7 @@ static void gw_writer_batch(gw_writer *w, gw_job *batch)
 		if (j->kind == GW_JOB_PING) {
 			if (!pinged) {
 				ping_rc = store_ping(w->st);
-				counts_ok = store_outbox_counts_get(w->st, gw_writer_now_ms(), &counts) == STORE_OK;
+				counts_ok = store_outbox_counts_get(w->st, clock_wall_ms(), &counts) == STORE_OK;
 				pinged = 1;
 			}
 			j->ping_rc = ping_rc;

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "store/store_int.h"
 
 const char *store_rc_str(int rc)
@@ -196,13 +197,6 @@ void store_sp_rollback(store *s)
 
 /* ---- waiting for the write lock ---- */
 
-static int64_t store_mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* SQLite's own busy handler (sqlite3_busy_timeout) sleeps 1, 2, 5, 10, 15, 20,
  * 25 ... ms between tries: a writer that meets a lock held for 0.3 ms sleeps
  * for milliseconds, and three tries cost 8 ms. Locks here are held for well
@@ -211,7 +205,7 @@ static int64_t store_mono_us(void)
 static int store_busy_cb(void *arg, int count)
 {
 	store *s = arg;
-	int64_t now = store_mono_us();
+	int64_t now = clock_mono_us();
 	if (count == 0)
 		s->busy_start_us = now;
 	int64_t left = (int64_t)s->busy_timeout_ms * 1000 - (now - s->busy_start_us);
