@@ -149,10 +149,10 @@ static bot_match *bot_build(const struct lines *pats, const uint8_t *dropped)
 }
 
 /* Kept out of line so callgrind can count exactly this loop. */
-__attribute__((noinline)) int64_t bench_bot_match_loop(const bot_match *m, const struct lines *msgs,
-						       size_t count, bot_match_scratch *s, int64_t *ans);
-__attribute__((noinline)) int64_t bench_bot_match_loop(const bot_match *m, const struct lines *msgs,
-						       size_t count, bot_match_scratch *s, int64_t *ans)
+__attribute__((noinline)) int64_t bench_bot_match_loop(const bot_match *m, const struct lines *msgs, size_t count,
+						       bot_match_scratch *s, int64_t *ans);
+__attribute__((noinline)) int64_t bench_bot_match_loop(const bot_match *m, const struct lines *msgs, size_t count,
+						       bot_match_scratch *s, int64_t *ans)
 {
 	int64_t sum = 0;
 	for (size_t i = 0; i < count; i++) {
@@ -164,8 +164,7 @@ __attribute__((noinline)) int64_t bench_bot_match_loop(const bot_match *m, const
 	return sum;
 }
 
-static int hs_on_match(unsigned int id, unsigned long long from, unsigned long long to,
-		       unsigned int flags, void *ctx)
+static int hs_on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags, void *ctx)
 {
 	(void)from;
 	(void)to;
@@ -178,8 +177,7 @@ static int hs_on_match(unsigned int id, unsigned long long from, unsigned long l
 
 /* Compiles patterns [lo, hi) not yet dropped into one database; drops the ones
  * Hyperscan refuses. NULL on failure. */
-static hs_database_t *hs_build(const struct lines *pats, size_t lo, size_t hi, uint8_t *dropped,
-			       size_t *ndropped)
+static hs_database_t *hs_build(const struct lines *pats, size_t lo, size_t hi, uint8_t *dropped, size_t *ndropped)
 {
 	const char **expr = calloc(pats->n ? pats->n : 1, sizeof(*expr));
 	unsigned *flags = calloc(pats->n ? pats->n : 1, sizeof(*flags));
@@ -207,8 +205,8 @@ static hs_database_t *hs_build(const struct lines *pats, size_t lo, size_t hi, u
 			goto out;
 		}
 		unsigned bad = ids[cerr->expression];
-		fprintf(stderr, "bench_match: hyperscan refuses pattern %u (%s), dropped from every engine: %s\n",
-			bad, cerr->message, pats->s[bad]);
+		fprintf(stderr, "bench_match: hyperscan refuses pattern %u (%s), dropped from every engine: %s\n", bad,
+			cerr->message, pats->s[bad]);
 		hs_free_compile_error(cerr);
 		dropped[bad] = 1;
 		(*ndropped)++;
@@ -340,8 +338,8 @@ int main(int argc, char **argv)
 	size_t total_bytes = 0;
 	for (size_t i = 0; i < msgs.n; i++)
 		total_bytes += msgs.len[i];
-	printf("kept %zu patterns (%zu dropped), %zu without a required literal\n", bot_match_count(m),
-	       ndropped, bot_match_unfiltered_count(m));
+	printf("kept %zu patterns (%zu dropped), %zu without a required literal\n", bot_match_count(m), ndropped,
+	       bot_match_unfiltered_count(m));
 	printf("messages: %.1f bytes on average\n", msgs.n ? (double)total_bytes / (double)msgs.n : 0.0);
 	printf("compile: bot_match %.3f s (RSS +%ld KiB), hyperscan %.3f s (%zu database(s) %zu KiB, scratch "
 	       "%zu KiB, RSS +%ld KiB)\n",
@@ -360,8 +358,8 @@ int main(int argc, char **argv)
 			int64_t best = -1;
 			/* databases hold increasing ids: the first that matches has the lowest */
 			for (size_t d = 0; d < ndb && best < 0; d++)
-				if (hs_scan(db[d], msgs.s[i], (unsigned)msgs.len[i], 0, hscratch, hs_on_match,
-					    &best) != HS_SUCCESS) {
+				if (hs_scan(db[d], msgs.s[i], (unsigned)msgs.len[i], 0, hscratch, hs_on_match, &best) !=
+				    HS_SUCCESS) {
 					fprintf(stderr, "bench_match: hs_scan failed on message %zu\n", i);
 					goto out;
 				}
@@ -401,8 +399,8 @@ int main(int argc, char **argv)
 	printf("matched: %zu of %zu messages (%.1f%%)\n", matched, msgs.n,
 	       msgs.n ? 100.0 * (double)matched / (double)msgs.n : 0.0);
 	printf("bot_match_first      %10.0f messages/s  (%.2f us/message)\n", r_bot, 1e6 / r_bot);
-	printf("bot_match_first_slow %10.0f messages/s  (%.2f us/message, %zu-message sample)\n", r_slow,
-	       1e6 / r_slow, nslow);
+	printf("bot_match_first_slow %10.0f messages/s  (%.2f us/message, %zu-message sample)\n", r_slow, 1e6 / r_slow,
+	       nslow);
 	printf("hyperscan            %10.0f messages/s  (%.2f us/message)\n", r_hs, 1e6 / r_hs);
 	printf("ratio bot_match/hyperscan %.2f, bot_match/slow %.1f\n", r_bot / r_hs, r_bot / r_slow);
 	printf("mismatches: %zu against hyperscan, %zu against every-regex (sample)\n", mism_hs, mism_slow);

@@ -15,10 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BOT_LANG_MAX 8     /* "id", "en", ... with the NUL */
-#define BOT_NAME_MAX 64    /* intent, form and context names, with the NUL */
-#define BOT_MENU_MAX 10    /* buttons offered at once (WhatsApp lists hold 10) */
-#define BOT_REPLIES_MAX 3  /* replies one inbound message can cause */
+#define BOT_LANG_MAX 8	  /* "id", "en", ... with the NUL */
+#define BOT_NAME_MAX 64	  /* intent, form and context names, with the NUL */
+#define BOT_MENU_MAX 10	  /* buttons offered at once (WhatsApp lists hold 10) */
+#define BOT_REPLIES_MAX 3 /* replies one inbound message can cause */
 #define BOT_ACTIONS_MAX 4
 #define BOT_INPUT_MAX 1024 /* bytes of a message that matching looks at */
 
@@ -34,11 +34,11 @@ typedef enum bot_mode {
  * Plain data: the store keeps it in columns, a test builds it by hand. */
 typedef struct bot_state {
 	bot_mode mode;
-	char lang[BOT_LANG_MAX];    /* "" until the citizen's language is known */
-	char context[BOT_NAME_MAX]; /* set by the last intent's "sets", or "" */
-	int fallbacks;              /* fallbacks in a row */
-	int opted_out;              /* 1 after STOP/BERHENTI until START/MULAI */
-	int n_menu;                 /* buttons offered by the last reply */
+	char lang[BOT_LANG_MAX];	       /* "" until the citizen's language is known */
+	char context[BOT_NAME_MAX];	       /* set by the last intent's "sets", or "" */
+	int fallbacks;			       /* fallbacks in a row */
+	int opted_out;			       /* 1 after STOP/BERHENTI until START/MULAI */
+	int n_menu;			       /* buttons offered by the last reply */
 	char menu[BOT_MENU_MAX][BOT_NAME_MAX]; /* their ids, for "1", "2", ... */
 } bot_state;
 
@@ -50,7 +50,7 @@ void bot_state_init(bot_state *st);
 int bot_state_menu_join(const bot_state *st, char *out, size_t outlen);
 int bot_state_menu_split(bot_state *st, const char *joined);
 
-const char *bot_mode_name(bot_mode m); /* "bot", "queued", "assigned" */
+const char *bot_mode_name(bot_mode m);		     /* "bot", "queued", "assigned" */
 int bot_mode_parse(const char *name, bot_mode *out); /* 0 or -1 */
 
 /* ---- the set ---- */
@@ -66,14 +66,14 @@ typedef struct bot_var {
 typedef struct bot_config {
 	const char *default_lang;      /* replies fall back to it; "id" when NULL */
 	int fallbacks_before_escalate; /* 0 = never escalate on fallbacks */
-	const bot_var *vars;           /* template variables, copied at load */
+	const bot_var *vars;	       /* template variables, copied at load */
 	size_t n_vars;
 } bot_config;
 
 /* One problem found while loading: "file:line:col: intent NAME: message". */
 typedef struct bot_diag {
 	char file[256];
-	int line, col;          /* 1-based; 0 when the problem is the whole file */
+	int line, col;		   /* 1-based; 0 when the problem is the whole file */
 	char intent[BOT_NAME_MAX]; /* "" when not about one intent */
 	char msg[512];
 } bot_diag;
@@ -108,13 +108,13 @@ void bot_scratch_free(bot_scratch *s);
 
 typedef struct bot_input {
 	const char *text;   /* what the citizen wrote (untrusted, any bytes), or NULL */
-	size_t len;         /* bytes of text */
+	size_t len;	    /* bytes of text */
 	const char *button; /* id of a tapped quick reply (an intent name), or NULL */
-	int media;          /* 1 when the message is an image, a document, ... */
+	int media;	    /* 1 when the message is an image, a document, ... */
 } bot_input;
 
 typedef struct bot_button {
-	const char *id;    /* the intent it leads to */
+	const char *id;	   /* the intent it leads to */
 	const char *title; /* in the reply's language */
 } bot_button;
 
@@ -123,7 +123,7 @@ typedef struct bot_form {
 } bot_form;
 
 typedef struct bot_reply {
-	const char *text;     /* rendered, in the reply's language; never NULL */
+	const char *text; /* rendered, in the reply's language; never NULL */
 	int n_buttons;
 	bot_button buttons[BOT_MENU_MAX];
 	const bot_form *form; /* the form this reply sends (send_form), or NULL */
@@ -144,8 +144,8 @@ typedef struct bot_action {
 
 typedef struct bot_result {
 	const char *intent; /* the intent that answered, or NULL */
-	int fallback;       /* 1 when no intent matched */
-	int silent;         /* 1 when the engine said nothing (agent's turn, opted out) */
+	int fallback;	    /* 1 when no intent matched */
+	int silent;	    /* 1 when the engine said nothing (agent's turn, opted out) */
 	char lang[BOT_LANG_MAX];
 	int n_replies;
 	bot_reply replies[BOT_REPLIES_MAX];
@@ -157,8 +157,8 @@ typedef struct bot_result {
 /* The engine. Reads *in, writes the next state to *out (in and out may be the
  * same object) and the answer to *res. Returns 0, or -1 only on a misuse (NULL
  * arguments). Text is normalised first (see bot_text.h). */
-int bot_handle(const bot_set *set, bot_scratch *scratch, const bot_state *in, const bot_input *msg,
-	       bot_state *out, bot_result *res);
+int bot_handle(const bot_set *set, bot_scratch *scratch, const bot_state *in, const bot_input *msg, bot_state *out,
+	       bot_result *res);
 
 /* Renders a result's action as "escalate", "send_form:pbg", ... into out. */
 int bot_action_format(const bot_action *a, char *out, size_t outlen);

@@ -29,7 +29,7 @@ struct bot_scratch {
 	char norm[BOT_INPUT_MAX + 1];
 	uint16_t *ex_count; /* per example of the set: trigrams shared with the message */
 	uint32_t *touched;  /* the examples whose count is not 0 */
-	size_t ex_cap;      /* grows once to the largest set served */
+	size_t ex_cap;	    /* grows once to the largest set served */
 };
 
 bot_scratch *bot_scratch_new(void)
@@ -56,8 +56,7 @@ void bot_scratch_free(bot_scratch *s)
 	free(s);
 }
 
-int bot_select(const bot_set *set, bot_match_scratch *ms, const char *context, const char *text, size_t len,
-	       int *lang)
+int bot_select(const bot_set *set, bot_match_scratch *ms, const char *context, const char *text, size_t len, int *lang)
 {
 	int64_t id = -1;
 
@@ -320,7 +319,8 @@ static int suggest(const bot_set *set, bot_scratch *sc, const bot_state *st, con
 			n--;
 		}
 		for (int pos = 0; pos < BOT_SUGGEST_MAX; pos++) {
-			if (pos < n && (score < best[pos] || (score == best[pos] && it->rank > set->intents[out[pos]].rank)))
+			if (pos < n &&
+			    (score < best[pos] || (score == best[pos] && it->rank > set->intents[out[pos]].rank)))
 				continue;
 			for (int m = (n < BOT_SUGGEST_MAX ? n : BOT_SUGGEST_MAX - 1); m > pos; m--) {
 				best[m] = best[m - 1];

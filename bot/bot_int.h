@@ -16,7 +16,7 @@
 typedef struct bot_i18n {
 	int n;
 	char lang[BOT_LANGS_MAX][BOT_LANG_MAX];
-	char *s[BOT_LANGS_MAX]; /* owned */
+	char *s[BOT_LANGS_MAX];			     /* owned */
 	int line[BOT_LANGS_MAX], col[BOT_LANGS_MAX]; /* where each came from */
 } bot_i18n;
 
@@ -36,8 +36,8 @@ typedef struct bot_intent {
 	char name[BOT_NAME_MAX];
 	bot_src src;
 	int priority;
-	int order;      /* position in load order: the tie-break */
-	int rank;       /* position after sorting by (priority desc, order) */
+	int order; /* position in load order: the tie-break */
+	int rank;  /* position after sorting by (priority desc, order) */
 	bot_i18n title;
 	bot_i18n reply; /* rendered at load */
 	int n_buttons;
@@ -64,8 +64,14 @@ typedef struct bot_form_def {
 	bot_form by_lang[BOT_LANGS_MAX]; /* public views, one per set language */
 } bot_form_def;
 
-enum bot_msg_id { BOT_MSG_FALLBACK, BOT_MSG_DID_YOU_MEAN, BOT_MSG_ESCALATED, BOT_MSG_TEXT_ONLY,
-		  BOT_MSG_RATE_LIMITED, BOT_MSG_COUNT };
+enum bot_msg_id {
+	BOT_MSG_FALLBACK,
+	BOT_MSG_DID_YOU_MEAN,
+	BOT_MSG_ESCALATED,
+	BOT_MSG_TEXT_ONLY,
+	BOT_MSG_RATE_LIMITED,
+	BOT_MSG_COUNT
+};
 
 typedef struct bot_message {
 	int present;
@@ -107,17 +113,17 @@ struct bot_set {
 	/* "did you mean": an inverted index from trigram to the examples holding
 	 * it, so a fallback costs what the message shares with the examples, not
 	 * a comparison with every example. */
-	size_t n_ex;          /* examples of intents with patterns, all together */
-	int *ex_intent;       /* [n_ex] the intent of each */
-	uint32_t *ex_ntri;    /* [n_ex] its number of indexed (not stop) trigrams */
-	size_t n_tri;         /* distinct trigrams */
-	uint32_t *tri_key;    /* [n_tri] sorted */
-	uint32_t *tri_off;    /* [n_tri + 1] into tri_post */
-	uint32_t *tri_post;   /* example ids */
-	uint32_t *tri_slot;   /* hash of tri_key: index + 1, 0 = empty */
-	uint32_t tri_mask;    /* slots - 1 (a power of two) */
-	size_t n_stop;        /* trigrams too common to tell examples apart... */
-	uint32_t *stop;       /* ...sorted; left out of the index and of every score */
+	size_t n_ex;	    /* examples of intents with patterns, all together */
+	int *ex_intent;	    /* [n_ex] the intent of each */
+	uint32_t *ex_ntri;  /* [n_ex] its number of indexed (not stop) trigrams */
+	size_t n_tri;	    /* distinct trigrams */
+	uint32_t *tri_key;  /* [n_tri] sorted */
+	uint32_t *tri_off;  /* [n_tri + 1] into tri_post */
+	uint32_t *tri_post; /* example ids */
+	uint32_t *tri_slot; /* hash of tri_key: index + 1, 0 = empty */
+	uint32_t tri_mask;  /* slots - 1 (a power of two) */
+	size_t n_stop;	    /* trigrams too common to tell examples apart... */
+	uint32_t *stop;	    /* ...sorted; left out of the index and of every score */
 };
 
 /* The index in set->tri_key of trigram t, or -1. */
@@ -153,13 +159,12 @@ int bot_set_intent_index(const bot_set *set, const char *name);
 /* Renders template src for lang into a new string (*out, malloc'd). Lines
  * whose variables are all empty are dropped. Returns 0, or -1 with a message
  * (unknown variable, unclosed brace) in err. form may be NULL. */
-int bot_template_render(const bot_set *set, const bot_var *vars, size_t n_vars, const char *src,
-			const char *lang, const bot_form_def *form, char **out, char *err, size_t errlen);
+int bot_template_render(const bot_set *set, const bot_var *vars, size_t n_vars, const char *src, const char *lang,
+			const bot_form_def *form, char **out, char *err, size_t errlen);
 
 /* Chooses the intent answering text in context (the engine's rule: context group,
  * then the general one). Returns the intent index and its pattern's language
  * index in *lang, or -1. */
-int bot_select(const bot_set *set, bot_match_scratch *ms, const char *context, const char *text, size_t len,
-	       int *lang);
+int bot_select(const bot_set *set, bot_match_scratch *ms, const char *context, const char *text, size_t len, int *lang);
 
 #endif

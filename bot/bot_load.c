@@ -17,14 +17,13 @@
 #include "bot/bot_int.h"
 #include "bot/bot_text.h"
 
-const char *const bot_msg_names[BOT_MSG_COUNT] = {"fallback", "did_you_mean", "escalated", "text_only",
-						  "rate_limited"};
+const char *const bot_msg_names[BOT_MSG_COUNT] = {"fallback", "did_you_mean", "escalated", "text_only", "rate_limited"};
 static const int bot_msg_required[BOT_MSG_COUNT] = {1, 1, 1, 1, 0};
 
 /* ---- diagnostics ---- */
 
 static void diag_add(bot_diags *d, const char *file, int line, int col, const char *intent, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+    __attribute__((format(printf, 6, 7)));
 
 static void diag_add(bot_diags *d, const char *file, int line, int col, const char *intent, const char *fmt, ...)
 {
@@ -217,7 +216,7 @@ typedef struct load_ctx {
 #define COL(n) ((int)(n)->start_mark.column + 1)
 
 static void lerr(load_ctx *c, const yaml_node_t *n, const char *intent, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static void lerr(load_ctx *c, const yaml_node_t *n, const char *intent, const char *fmt, ...)
 {
@@ -338,8 +337,8 @@ static int read_names(load_ctx *c, const yaml_node_t *n, const char *intent, con
 	return 0;
 }
 
-static int read_examples(load_ctx *c, const yaml_node_t *n, const char *intent, const char *what,
-			 bot_example **out, size_t *count)
+static int read_examples(load_ctx *c, const yaml_node_t *n, const char *intent, const char *what, bot_example **out,
+			 size_t *count)
 {
 	yaml_node_item_t *it;
 	size_t cap;
@@ -391,16 +390,19 @@ static int parse_action(load_ctx *c, const yaml_node_t *n, bot_intent *it)
 		bot_action_kind kind;
 		int arg;
 	} acts[] = {
-		{"escalate", BOT_ACT_ESCALATE, 0}, {"send_form", BOT_ACT_SEND_FORM, 1},
-		{"set_language", BOT_ACT_SET_LANGUAGE, 1}, {"opt_out", BOT_ACT_OPT_OUT, 0},
-		{"opt_in", BOT_ACT_OPT_IN, 0},
+	    {"escalate", BOT_ACT_ESCALATE, 0},
+	    {"send_form", BOT_ACT_SEND_FORM, 1},
+	    {"set_language", BOT_ACT_SET_LANGUAGE, 1},
+	    {"opt_out", BOT_ACT_OPT_OUT, 0},
+	    {"opt_in", BOT_ACT_OPT_IN, 0},
 	};
 	const char *colon;
 	size_t nlen;
 
 	set_src(&it->action_src, c->file, n);
 	if (!s) {
-		lerr(c, n, it->name, "action must be one of escalate, send_form:ID, set_language:LANG, opt_out, opt_in");
+		lerr(c, n, it->name,
+		     "action must be one of escalate, send_form:ID, set_language:LANG, opt_out, opt_in");
 		return -1;
 	}
 	colon = strchr(s, ':');
@@ -428,7 +430,8 @@ static int parse_action(load_ctx *c, const yaml_node_t *n, bot_intent *it)
 		}
 		return 0;
 	}
-	lerr(c, n, it->name, "unknown action \"%.64s\" (escalate, send_form:ID, set_language:LANG, opt_out, opt_in)", s);
+	lerr(c, n, it->name, "unknown action \"%.64s\" (escalate, send_form:ID, set_language:LANG, opt_out, opt_in)",
+	     s);
 	return -1;
 }
 
@@ -498,7 +501,8 @@ static int read_match(load_ctx *c, const yaml_node_t *n, int idx, pending *pp)
 		int li;
 
 		if (!lang || !valid_lang(lang)) {
-			lerr(c, k, it->name, "match: \"%.32s\" is not a language code (id, en, ...)", lang ? lang : "?");
+			lerr(c, k, it->name, "match: \"%.32s\" is not a language code (id, en, ...)",
+			     lang ? lang : "?");
 			continue;
 		}
 		li = lang_index(c->set, lang, 1);
@@ -683,7 +687,8 @@ static int read_message(load_ctx *c, const yaml_node_t *n)
 					which = i;
 			if (which < 0)
 				lerr(c, v, NULL,
-				     "unknown message \"%.64s\" (fallback, did_you_mean, escalated, text_only, rate_limited)",
+				     "unknown message \"%.64s\" (fallback, did_you_mean, escalated, text_only, "
+				     "rate_limited)",
 				     s ? s : "?");
 			else
 				set_src(&tmp.src, c->file, v);
@@ -753,7 +758,9 @@ static int load_file(load_ctx *c, const char *path, pending *pp)
 		}
 		c->doc = &doc;
 		if (root->type != YAML_SEQUENCE_NODE) {
-			lerr(c, root, NULL, "a file is a list of items, each starting with \"- intent:\", \"- form:\" or \"- message:\"");
+			lerr(c, root, NULL,
+			     "a file is a list of items, each starting with \"- intent:\", \"- form:\" or \"- "
+			     "message:\"");
 			yaml_document_delete(&doc);
 			continue;
 		}
@@ -775,7 +782,8 @@ static int load_file(load_ctx *c, const char *path, pending *pp)
 			else if (kind && strcmp(kind, "message") == 0)
 				rc = read_message(c, n);
 			else
-				lerr(c, k, NULL, "each item must start with \"intent:\", \"form:\" or \"message:\" (got \"%.64s\")",
+				lerr(c, k, NULL,
+				     "each item must start with \"intent:\", \"form:\" or \"message:\" (got \"%.64s\")",
 				     kind ? kind : "?");
 		}
 		yaml_document_delete(&doc);
@@ -924,7 +932,8 @@ static void check_examples(load_ctx *c)
 				 "an intent with patterns needs examples: messages that must reach it");
 		}
 		for (size_t e = 0; e < it->n_examples; e++) {
-			int w = bot_select(set, ms, it->when, it->examples[e].text, strlen(it->examples[e].text), &lang);
+			int w =
+			    bot_select(set, ms, it->when, it->examples[e].text, strlen(it->examples[e].text), &lang);
 			if (w >= 0 && w != (int)i && set->intents[w].rank < it->rank &&
 			    (strcmp(set->intents[w].when, it->when) == 0)) {
 				taken++;
@@ -933,10 +942,11 @@ static void check_examples(load_ctx *c)
 		}
 		if (it->n_examples && taken == it->n_examples) {
 			c->errors++;
-			diag_add(c->diags, it->src.file, it->src.line, it->src.col, it->name,
-				 "fully shadowed: every example is taken by higher-ranked intent%s%s (raise this intent's "
-				 "priority or narrow the other's patterns)",
-				 by >= 0 ? " " : "s", by >= 0 ? set->intents[by].name : "");
+			diag_add(
+			    c->diags, it->src.file, it->src.line, it->src.col, it->name,
+			    "fully shadowed: every example is taken by higher-ranked intent%s%s (raise this intent's "
+			    "priority or narrow the other's patterns)",
+			    by >= 0 ? " " : "s", by >= 0 ? set->intents[by].name : "");
 			continue;
 		}
 		for (size_t e = 0; e < it->n_examples; e++) {
@@ -983,15 +993,15 @@ static int check_set(load_ctx *c, pending *pp)
 		for (size_t j = 0; j < i; j++)
 			if (set->forms[i].id[0] && strcmp(set->forms[i].id, set->forms[j].id) == 0) {
 				c->errors++;
-				diag_add(c->diags, set->forms[i].src.file, set->forms[i].src.line, set->forms[i].src.col,
-					 NULL, "duplicate form id %s (first defined at %s:%d)", set->forms[i].id,
-					 set->forms[j].src.file, set->forms[j].src.line);
+				diag_add(c->diags, set->forms[i].src.file, set->forms[i].src.line,
+					 set->forms[i].src.col, NULL, "duplicate form id %s (first defined at %s:%d)",
+					 set->forms[i].id, set->forms[j].src.file, set->forms[j].src.line);
 			}
 	for (int m = 0; m < BOT_MSG_COUNT; m++)
 		if (bot_msg_required[m] && !set->messages[m].present) {
 			c->errors++;
-			diag_add(c->diags, c->file ? c->file : "", 0, 0, NULL, "message %s is missing (see docs/intents.md)",
-				 bot_msg_names[m]);
+			diag_add(c->diags, c->file ? c->file : "", 0, 0, NULL,
+				 "message %s is missing (see docs/intents.md)", bot_msg_names[m]);
 		}
 	/* references, replies, templates */
 	for (size_t i = 0; i < set->n_forms; i++) {
@@ -1041,8 +1051,8 @@ static int check_set(load_ctx *c, pending *pp)
 					it->form_idx = (int)f;
 			if (it->form_idx < 0) {
 				c->errors++;
-				diag_add(c->diags, it->action_src.file, it->action_src.line, it->action_src.col, it->name,
-					 "send_form:%s names no form", it->action_arg);
+				diag_add(c->diags, it->action_src.file, it->action_src.line, it->action_src.col,
+					 it->name, "send_form:%s names no form", it->action_arg);
 			}
 		}
 		if (it->when[0]) {
@@ -1068,7 +1078,8 @@ static int check_set(load_ctx *c, pending *pp)
 					 "unreachable: no patterns (match:) and no button leads here");
 			}
 		}
-		render_all(c, cfg, &it->reply, it->src.file, it->name, it->form_idx >= 0 ? &set->forms[it->form_idx] : NULL);
+		render_all(c, cfg, &it->reply, it->src.file, it->name,
+			   it->form_idx >= 0 ? &set->forms[it->form_idx] : NULL);
 	}
 	for (int m = 0; m < BOT_MSG_COUNT; m++) {
 		bot_message *msg = &set->messages[m];
@@ -1085,7 +1096,8 @@ static int check_set(load_ctx *c, pending *pp)
 					 set->default_lang);
 			}
 		}
-		resolve_buttons(c, NULL, bot_msg_names[m], msg->buttons, msg->n_buttons, msg->button_idx, &msg->buttons_src);
+		resolve_buttons(c, NULL, bot_msg_names[m], msg->buttons, msg->n_buttons, msg->button_idx,
+				&msg->buttons_src);
 		render_all(c, cfg, &msg->reply, msg->src.file, NULL, NULL);
 	}
 	if (compile_patterns(c, pp) != 0 || bot_index_build(set) != 0)

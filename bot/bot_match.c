@@ -63,13 +63,13 @@ struct bot_match {
 	int built;
 
 	/* the automaton, once built */
-	size_t nwords;     /* 64-bit words of a bitmap over patterns */
-	uint64_t *unf;     /* bitmap of unfiltered patterns */
-	uint64_t *one;     /* bitmap of patterns with a single set (the second is met) */
-	uint8_t cls[256];  /* byte -> class; A-Z share a-z's class */
-	uint32_t nc;       /* classes */
+	size_t nwords;	  /* 64-bit words of a bitmap over patterns */
+	uint64_t *unf;	  /* bitmap of unfiltered patterns */
+	uint64_t *one;	  /* bitmap of patterns with a single set (the second is met) */
+	uint8_t cls[256]; /* byte -> class; A-Z share a-z's class */
+	uint32_t nc;	  /* classes */
 	uint32_t nstates;
-	uint32_t *delta;   /* [state * nc + class] = next state * nc, | HIT_FLAG */
+	uint32_t *delta;    /* [state * nc + class] = next state * nc, | HIT_FLAG */
 	uint32_t *outstate; /* per state: first state with outputs on its fail chain */
 	uint32_t *dictnext; /* per output state: the next one on its fail chain */
 	uint32_t *out_off;  /* per state: its outputs in outpat[out_off[s]..out_off[s+1]) */
@@ -366,8 +366,8 @@ static enum atom_kind parse_atom(struct parser *ps, char *lit, struct req *child
 		return ATOM_ANY;
 	if (e == 'N' && !(ps->p < ps->end && *ps->p == '{'))
 		return ATOM_ANY;
-	if (e >= 0x20 && e < 0x7f && !(e >= '0' && e <= '9') && !(e >= 'a' && e <= 'z') &&
-	    !(e >= 'A' && e <= 'Z') && e != '_') {
+	if (e >= 0x20 && e < 0x7f && !(e >= '0' && e <= '9') && !(e >= 'a' && e <= 'z') && !(e >= 'A' && e <= 'Z') &&
+	    e != '_') {
 		*lit = (char)e; /* escaped punctuation or space */
 		return ATOM_LIT;
 	}
@@ -457,8 +457,7 @@ static void parse_alt(struct parser *ps, struct req *out, struct req *second)
  * KiB of stack per group level. */
 static void pattern_requirement(const char *pattern, size_t len, struct req out[2])
 {
-	struct parser ps = {(const unsigned char *)pattern, (const unsigned char *)pattern + len, 0,
-			    0};
+	struct parser ps = {(const unsigned char *)pattern, (const unsigned char *)pattern + len, 0, 0};
 	parse_alt(&ps, &out[0], &out[1]);
 	if (ps.fail || ps.p != ps.end)
 		out[0].n = out[1].n = 0;
@@ -508,8 +507,8 @@ static void set_err(char *err, size_t errlen, const char *msg)
 	(void)n; /* a cut message is still NUL-terminated and the best we can do */
 }
 
-int bot_match_add(bot_match *m, const char *pattern, size_t len, uint32_t id, char *err,
-		  size_t errlen, size_t *erroffset)
+int bot_match_add(bot_match *m, const char *pattern, size_t len, uint32_t id, char *err, size_t errlen,
+		  size_t *erroffset)
 {
 	int rc = -1;
 	pcre2_code *code = NULL;
@@ -525,8 +524,7 @@ int bot_match_add(bot_match *m, const char *pattern, size_t len, uint32_t id, ch
 		set_err(err, errlen, "patterns cannot be added after the prefilter is built");
 		goto out;
 	}
-	code = pcre2_compile((PCRE2_SPTR)pattern, len, PCRE2_CASELESS | PCRE2_UTF | PCRE2_UCP,
-			     &ecode, &eoff, NULL);
+	code = pcre2_compile((PCRE2_SPTR)pattern, len, PCRE2_CASELESS | PCRE2_UTF | PCRE2_UCP, &ecode, &eoff, NULL);
 	if (code == NULL) {
 		if (err != NULL && errlen > 0 &&
 		    pcre2_get_error_message(ecode, (PCRE2_UCHAR *)err, errlen) == PCRE2_ERROR_BADDATA)
@@ -681,14 +679,13 @@ int bot_match_build(bot_match *m)
 	m->dictnext = malloc((size_t)ns * sizeof(uint32_t));
 	fail = calloc(ns, sizeof(uint32_t));
 	queue = malloc((size_t)ns * sizeof(uint32_t));
-	if (m->out_off == NULL || m->outpat == NULL || m->outstate == NULL || m->dictnext == NULL ||
-	    fail == NULL || queue == NULL)
+	if (m->out_off == NULL || m->outpat == NULL || m->outstate == NULL || m->dictnext == NULL || fail == NULL ||
+	    queue == NULL)
 		goto out;
 	{
 		size_t w = 0;
 		for (size_t i = 0; i < npairs; i++) {
-			if (w > 0 && pairs[i * 2] == pairs[(i - 1) * 2] &&
-			    pairs[i * 2 + 1] == pairs[(i - 1) * 2 + 1])
+			if (w > 0 && pairs[i * 2] == pairs[(i - 1) * 2] && pairs[i * 2 + 1] == pairs[(i - 1) * 2 + 1])
 				continue;
 			m->outpat[w++] = pairs[i * 2 + 1];
 			m->out_off[pairs[i * 2] + 1]++;
@@ -789,8 +786,7 @@ void bot_match_scratch_free(bot_match_scratch *s)
 }
 
 /* 1 when pattern i matches; errors, the match limit included, are no match. */
-static int pat_matches(const bot_match *m, size_t i, const char *text, size_t len,
-		       bot_match_scratch *s)
+static int pat_matches(const bot_match *m, size_t i, const char *text, size_t len, bot_match_scratch *s)
 {
 	const struct pat *p = &m->pats[i];
 	int rc;
@@ -839,8 +835,7 @@ static int prefilter(const bot_match *m, const unsigned char *t, size_t len, bot
 			} while (x != NO_STATE);
 		}
 	}
-	if ((high & 0x80) && (memmem(t, len, "\xE2\x84\xAA", 3) != NULL ||
-			      memmem(t, len, "\xC5\xBF", 2) != NULL)) {
+	if ((high & 0x80) && (memmem(t, len, "\xE2\x84\xAA", 3) != NULL || memmem(t, len, "\xC5\xBF", 2) != NULL)) {
 		memset(cand, 0, m->nwords * sizeof(uint64_t));
 		memset(cand1, 0, m->nwords * sizeof(uint64_t));
 		return -1;

@@ -39,8 +39,8 @@ void bot_match_free(bot_match *m);
  * the caller's id. Returns 0; or -1 with PCRE2's own message in err (always
  * NUL-terminated) and the offending byte offset in *erroffset. Only before
  * bot_match_build(). */
-int bot_match_add(bot_match *m, const char *pattern, size_t len, uint32_t id, char *err,
-		  size_t errlen, size_t *erroffset);
+int bot_match_add(bot_match *m, const char *pattern, size_t len, uint32_t id, char *err, size_t errlen,
+		  size_t *erroffset);
 
 /* Builds the prefilter. Returns 0, or -1 when out of memory. */
 int bot_match_build(bot_match *m);

@@ -45,9 +45,8 @@ static void tbuf_str(tbuf *b, const char *s)
 
 /* The value of variable name (len bytes) or NULL when it is unknown. The
  * forms.list value is built into scratch. */
-static const char *tpl_lookup(const bot_set *set, const bot_var *vars, size_t n_vars, const char *name,
-			      size_t len, const char *lang, const bot_form_def *form, tbuf *scratch, char *err,
-			      size_t errlen)
+static const char *tpl_lookup(const bot_set *set, const bot_var *vars, size_t n_vars, const char *name, size_t len,
+			      const char *lang, const bot_form_def *form, tbuf *scratch, char *err, size_t errlen)
 {
 	if (len == 10 && memcmp(name, "form.title", 10) == 0) {
 		if (!form) {
@@ -84,8 +83,8 @@ static const char *tpl_lookup(const bot_set *set, const bot_var *vars, size_t n_
 	return NULL;
 }
 
-int bot_template_render(const bot_set *set, const bot_var *vars, size_t n_vars, const char *src,
-			const char *lang, const bot_form_def *form, char **out, char *err, size_t errlen)
+int bot_template_render(const bot_set *set, const bot_var *vars, size_t n_vars, const char *src, const char *lang,
+			const bot_form_def *form, char **out, char *err, size_t errlen)
 {
 	tbuf res = {0}, line = {0}, scratch = {0};
 	const char *p = src;
@@ -110,7 +109,8 @@ int bot_template_render(const bot_set *set, const bot_var *vars, size_t n_vars, 
 				const char *v;
 
 				if (!end || (nl && nl < end)) {
-					snprintf(err, errlen, "a '{' is not closed on its line (write {{ for a literal brace)");
+					snprintf(err, errlen,
+						 "a '{' is not closed on its line (write {{ for a literal brace)");
 					goto out;
 				}
 				v = tpl_lookup(set, vars, n_vars, p + 1, (size_t)(end - p - 1), lang, form, &scratch,

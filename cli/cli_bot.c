@@ -137,8 +137,8 @@ static void print_result(const bot_result *res, int json, const char *state_note
 					o += (size_t)n;
 			}
 		}
-		printf("     (intent: %s%s%s%s)\n", res->intent ? res->intent : "none", res->fallback ? ", fallback" : "",
-		       o ? ", actions: " : "", acts);
+		printf("     (intent: %s%s%s%s)\n", res->intent ? res->intent : "none",
+		       res->fallback ? ", fallback" : "", o ? ", actions: " : "", acts);
 	}
 	if (state_note && !res->silent)
 		printf("%s\n", state_note);

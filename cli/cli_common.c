@@ -24,11 +24,11 @@ size_t cli_bot_vars(const cfg *c, bot_var *vars)
 {
 	size_t n = 0;
 
-#define V(key)                                                                                                 \
-	do {                                                                                                   \
-		vars[n].name = "office." #key;                                                                 \
-		vars[n].value = c->office.key;                                                                 \
-		n++;                                                                                           \
+#define V(key)                                                                                                         \
+	do {                                                                                                           \
+		vars[n].name = "office." #key;                                                                         \
+		vars[n].value = c->office.key;                                                                         \
+		n++;                                                                                                   \
 	} while (0)
 	V(name);
 	V(phone);

@@ -101,10 +101,11 @@ static void check_channels(const cfg *c)
 		if (!c->whatsapp.app_secret[0])
 			fix("[whatsapp] app_secret is empty: anyone could post fake webhooks%s%s", NULL, NULL);
 		if (!c->whatsapp.verify_token[0])
-			fix("[whatsapp] verify_token is empty: Meta's verification handshake will fail%s%s", NULL, NULL);
-		if (strncmp(c->server.public_url, "https://", 8) != 0)
-			fix("[server] public_url %s is not https: Meta only calls https webhooks%s", c->server.public_url,
+			fix("[whatsapp] verify_token is empty: Meta's verification handshake will fail%s%s", NULL,
 			    NULL);
+		if (strncmp(c->server.public_url, "https://", 8) != 0)
+			fix("[server] public_url %s is not https: Meta only calls https webhooks%s",
+			    c->server.public_url, NULL);
 	}
 	if (!c->office.email[0])
 		note("[office] email is empty: replies leave the email line out (%s)", "set OFFICE_EMAIL");

@@ -102,10 +102,10 @@ static store *open_store(const cfg *c, int readonly, const char *cmd)
 {
 	char err[1024];
 	store_opts o = {
-		.path = c->store.path,
-		.synchronous_full = strcmp(c->store.synchronous, "FULL") == 0,
-		.busy_timeout_ms = c->store.busy_timeout_ms > 0 ? c->store.busy_timeout_ms : 5000,
-		.readonly = readonly,
+	    .path = c->store.path,
+	    .synchronous_full = strcmp(c->store.synchronous, "FULL") == 0,
+	    .busy_timeout_ms = c->store.busy_timeout_ms > 0 ? c->store.busy_timeout_ms : 5000,
+	    .readonly = readonly,
 	};
 	store *s = store_open(&o, err, sizeof err);
 	if (!s)
@@ -191,12 +191,12 @@ static int stats_json(const store_stats *st, long long from, long long to)
 	json_object_set_new(o, "rating_avg", json_real(st->rating_avg));
 	for (size_t i = 0; i < st->n_intents; i++)
 		json_array_append_new(in, json_pack("{s:s, s:I}", "intent", st->intents[i].key, "count",
-						     (json_int_t)st->intents[i].count));
+						    (json_int_t)st->intents[i].count));
 	for (size_t i = 0; i < st->n_unmatched; i++) {
 		/* A truncated text may not be valid UTF-8: jansson then refuses it. */
 		json_t *t = json_string(st->unmatched[i].key);
 		json_array_append_new(un, json_pack("{s:o, s:I}", "text", t ? t : json_null(), "count",
-						     (json_int_t)st->unmatched[i].count));
+						    (json_int_t)st->unmatched[i].count));
 	}
 	json_object_set_new(o, "intents", in);
 	json_object_set_new(o, "unmatched", un);
@@ -259,7 +259,8 @@ int cli_stats(int argc, char **argv)
 	int rc = 1;
 	store *s = NULL;
 	if (parse(argc, argv, 1, allowed, &a) < 0 || a.n_pos || (a.since && (a.from || a.to)) || (!a.from != !a.to)) {
-		fprintf(stderr, "usage: loket stats [-c FILE] [--json] [--since DAYS | --from YYYY-MM-DD --to YYYY-MM-DD]\n");
+		fprintf(stderr,
+			"usage: loket stats [-c FILE] [--json] [--since DAYS | --from YYYY-MM-DD --to YYYY-MM-DD]\n");
 		return 2;
 	}
 	if (cli_config_load(a.config, &c) != 0)
@@ -429,7 +430,8 @@ static int new_password_hash(const char *cmd, const char *name, char hash[crypto
 	int rc = -1;
 	snprintf(prompt, sizeof prompt, "Password for %s: ", name);
 	if (read_secret(prompt, pw, sizeof pw) < 0) {
-		fprintf(stderr, "loket agent %s: no password on stdin (one line, at most %d bytes)\n", cmd, PW_MAX_BYTES);
+		fprintf(stderr, "loket agent %s: no password on stdin (one line, at most %d bytes)\n", cmd,
+			PW_MAX_BYTES);
 		goto out;
 	}
 	if (utf8_chars(pw) < PW_MIN_CHARS) {
@@ -531,7 +533,8 @@ int cli_agent(int argc, char **argv)
 		goto out;
 	}
 	if (!is_add && src != STORE_OK) {
-		fprintf(stderr, "loket agent %s: %s\n", cmd, src == STORE_ERR_NOTFOUND ? "no such agent" : store_errmsg(s));
+		fprintf(stderr, "loket agent %s: %s\n", cmd,
+			src == STORE_ERR_NOTFOUND ? "no such agent" : store_errmsg(s));
 		goto out;
 	}
 	if ((is_add || is_passwd) && new_password_hash(cmd, name, hash) < 0)
@@ -553,7 +556,10 @@ int cli_agent(int argc, char **argv)
 	snprintf(what, sizeof what, "agent_%s", cmd);
 	store_audit(s, by, what, object, is_add ? role : NULL, now);
 	printf("agent %s: %s\n", name,
-	       is_add ? "added" : is_passwd ? "password changed" : is_disable ? "disabled" : "enabled");
+	       is_add	    ? "added"
+	       : is_passwd  ? "password changed"
+	       : is_disable ? "disabled"
+			    : "enabled");
 	rc = 0;
 out:
 	store_close(s);

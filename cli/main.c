@@ -9,15 +9,15 @@ static const struct {
 	int (*fn)(int, char **);
 	const char *usage;
 } cmds[] = {
-	{"serve", cli_serve, "serve -c FILE                 run the gateway"},
-	{"check", cli_check, "check [-c FILE] [DIR]         validate every intent file"},
-	{"try", cli_try, "try [-c FILE] [--json] TEXT   which intent answers TEXT, and the reply"},
-	{"chat", cli_chat, "chat [-c FILE] [--json] [--as ADDRESS]  talk to the bot, one message per line"},
-	{"agent", cli_agent, "agent add|list|disable|passwd [-c FILE] ...  console accounts"},
-	{"stats", cli_stats, "stats [-c FILE] [--json] [--since DAYS]  what citizens asked"},
-	{"backup", cli_backup, "backup [-c FILE] DEST         consistent copy of the database"},
-	{"purge", cli_purge, "purge [-c FILE] --older-than DAYS  delete old message texts"},
-	{"doctor", cli_doctor, "doctor [-c FILE]              check a deployment, say what to fix"},
+    {"serve", cli_serve, "serve -c FILE                 run the gateway"},
+    {"check", cli_check, "check [-c FILE] [DIR]         validate every intent file"},
+    {"try", cli_try, "try [-c FILE] [--json] TEXT   which intent answers TEXT, and the reply"},
+    {"chat", cli_chat, "chat [-c FILE] [--json] [--as ADDRESS]  talk to the bot, one message per line"},
+    {"agent", cli_agent, "agent add|list|disable|passwd [-c FILE] ...  console accounts"},
+    {"stats", cli_stats, "stats [-c FILE] [--json] [--since DAYS]  what citizens asked"},
+    {"backup", cli_backup, "backup [-c FILE] DEST         consistent copy of the database"},
+    {"purge", cli_purge, "purge [-c FILE] --older-than DAYS  delete old message texts"},
+    {"doctor", cli_doctor, "doctor [-c FILE]              check a deployment, say what to fix"},
 };
 
 static void usage(FILE *f)

@@ -177,8 +177,7 @@ static int cfg_set(cfg *c, const struct cfg_key *k, const char *value, char *why
 		return -1;
 	}
 	if (v < k->min || v > k->max) {
-		snprintf(why, whylen, "%lld is out of range [%lld, %lld]", v, (long long)k->min,
-			 (long long)k->max);
+		snprintf(why, whylen, "%lld is out of range [%lld, %lld]", v, (long long)k->min, (long long)k->max);
 		return -1;
 	}
 	if (k->type == CFG_T_INT)

@@ -17,7 +17,7 @@ typedef char cfg_str[CFG_STR_MAX];
 
 typedef struct cfg {
 	struct {
-		cfg_str listen;     /* host:port */
+		cfg_str listen;	    /* host:port */
 		cfg_str public_url; /* the URL providers call; Twilio signs it */
 		int64_t max_body;   /* bytes */
 	} server;

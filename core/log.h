@@ -17,8 +17,7 @@ int log_enabled(enum log_level level);
 
 /* Writes one line: level, event, then fmt (printf-style, expected to be
  * "key=value key=value"). Thread-safe: the line is written with one write(2). */
-void log_event(enum log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void log_event(enum log_level level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Quotes s for a key=value log line into out (always NUL-terminated): control
  * characters and quotes are escaped, long values are cut with "...".

@@ -31,7 +31,7 @@
 #include "gateway/gw_writer.h"
 #include "store/store.h"
 
-#define GW_DRAIN_MS 10000      /* how long a stop waits for requests in flight */
+#define GW_DRAIN_MS 10000 /* how long a stop waits for requests in flight */
 #define GW_SENDER_DRAIN_MS 5000
 
 typedef struct gw_sig {
@@ -146,8 +146,8 @@ int gw_serve(const cfg *c, const char *config_path)
 		goto out;
 	}
 	{
-		gw_writer_opts wo = {.c = c, .set = set, .metrics = metrics, .sender = sender,
-				     .wake = gw_server_wake, .wake_arg = srv};
+		gw_writer_opts wo = {
+		    .c = c, .set = set, .metrics = metrics, .sender = sender, .wake = gw_server_wake, .wake_arg = srv};
 
 		writer = gw_writer_start(&wo, err, sizeof(err));
 	}
@@ -166,8 +166,8 @@ int gw_serve(const cfg *c, const char *config_path)
 
 	log_event(LOG_INFO, "serve_start",
 		  "listen=%s store=%s synchronous=%s intents=%zu config=%s whatsapp=%s signed_webhooks=%d",
-		  c->server.listen, log_kv_str(c->store.path, q, 200), c->store.synchronous,
-		  bot_set_intent_count(set), log_kv_str(config_path ? config_path : "(defaults)", q + 200, 200),
+		  c->server.listen, log_kv_str(c->store.path, q, 200), c->store.synchronous, bot_set_intent_count(set),
+		  log_kv_str(config_path ? config_path : "(defaults)", q + 200, 200),
 		  c->whatsapp.access_token[0] && c->whatsapp.phone_number_id[0] ? "live" : "sandbox",
 		  c->whatsapp.app_secret[0] != 0);
 

@@ -15,9 +15,9 @@
 /* Every channel the gateway knows, NULL-terminated. A new channel is one more
  * line here and one more extern in gw_channel.h. */
 static const gw_channel_ops *const gw_channels[] = {
-	&gw_whatsapp_ops,
-	&gw_web_ops,
-	NULL,
+    &gw_whatsapp_ops,
+    &gw_web_ops,
+    NULL,
 };
 
 const gw_channel_ops *gw_channel_lookup(const char *name)

@@ -25,8 +25,8 @@
 
 typedef struct gw_status {
 	const char *provider_id; /* our outbound message's id at the provider */
-	const char *status;      /* "sent", "delivered", "read", "failed" */
-	const char *error;       /* "131047 Re-engagement message" when failed, else NULL */
+	const char *status;	 /* "sent", "delivered", "read", "failed" */
+	const char *error;	 /* "131047 Re-engagement message" when failed, else NULL */
 	int64_t at_ms;
 } gw_status;
 
@@ -46,22 +46,22 @@ void gw_parsed_free(gw_parsed *p); /* frees what p owns; p itself is the caller'
 #define GW_REQ_HEADERS_MAX 8
 
 typedef struct gw_request {
-	char *url;                             /* owned */
-	char *headers[GW_REQ_HEADERS_MAX];     /* owned, "Name: value" */
+	char *url;			   /* owned */
+	char *headers[GW_REQ_HEADERS_MAX]; /* owned, "Name: value" */
 	int n_headers;
-	char *body;                            /* owned, may be NULL (GET) */
+	char *body; /* owned, may be NULL (GET) */
 	size_t body_len;
-	char *userpwd;                         /* owned, "user:password" for basic auth, or NULL */
+	char *userpwd; /* owned, "user:password" for basic auth, or NULL */
 } gw_request;
 
 void gw_request_cleanup(gw_request *r);
 
 typedef enum gw_send_class {
-	GW_SEND_OK = 0,          /* accepted; provider_id filled when the provider gives one */
-	GW_SEND_RETRY,           /* transport error, timeout, 5xx */
-	GW_SEND_RETRY_LATER,     /* 429 or the provider's throttling codes */
-	GW_SEND_PERMANENT,       /* any other 4xx: retrying cannot help */
-	GW_SEND_WINDOW_CLOSED,   /* WhatsApp 131047: outside the 24-hour window */
+	GW_SEND_OK = 0,	       /* accepted; provider_id filled when the provider gives one */
+	GW_SEND_RETRY,	       /* transport error, timeout, 5xx */
+	GW_SEND_RETRY_LATER,   /* 429 or the provider's throttling codes */
+	GW_SEND_PERMANENT,     /* any other 4xx: retrying cannot help */
+	GW_SEND_WINDOW_CLOSED, /* WhatsApp 131047: outside the 24-hour window */
 } gw_send_class;
 
 const char *gw_send_class_name(gw_send_class c);
@@ -82,8 +82,8 @@ typedef struct gw_channel_ops {
 
 	/* Classifies the provider's answer (http_status 0 = transport failure or
 	 * timeout). Fills provider_id on success and a short error otherwise. */
-	gw_send_class (*classify)(long http_status, const char *body, size_t len, char *provider_id,
-				  size_t idlen, char *err, size_t errlen);
+	gw_send_class (*classify)(long http_status, const char *body, size_t len, char *provider_id, size_t idlen,
+				  char *err, size_t errlen);
 
 	/* Longest text one message may carry (4096 for WhatsApp); longer ones are
 	 * split by gw_payload_make. 0 = no limit. */

@@ -188,7 +188,8 @@ int gw_handle_decide(void *ctx, size_t index, const store_inbound *in, const sto
 			if (sandboxed && log_enabled(LOG_INFO)) {
 				char to[STORE_ADDRESS_MAX], text[200];
 				log_event(LOG_INFO, "sandboxed", "channel=%s to=%s text=%s", in->channel,
-					  log_mask(in->address, to, sizeof(to)), log_kv_str(o->text, text, sizeof(text)));
+					  log_mask(in->address, to, sizeof(to)),
+					  log_kv_str(o->text, text, sizeof(text)));
 			}
 		}
 	}

@@ -31,8 +31,7 @@ void gw_handle_set_bot(gw_handle *h, const bot_set *set);
 void gw_handle_reset(gw_handle *h);
 
 /* The store_decide_fn: pass the gw_handle as ctx. */
-int gw_handle_decide(void *ctx, size_t index, const store_inbound *in, const store_conv *conv,
-		     store_decision *d);
+int gw_handle_decide(void *ctx, size_t index, const store_inbound *in, const store_conv *conv, store_decision *d);
 
 /* What the bot answered to item index of the current batch, or NULL when that
  * item was not decided (duplicate, refused). Valid until gw_handle_reset(). */

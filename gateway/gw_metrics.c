@@ -21,18 +21,18 @@ static const char *const gw_metrics_outcomes[] = {"queued", "sandboxed", "pushed
 #define GW_M_OUTCOMES (sizeof(gw_metrics_outcomes) / sizeof(gw_metrics_outcomes[0]))
 
 static const char *const gw_metrics_reasons[GW_REJ__COUNT] = {
-	[GW_REJ_BAD_SIGNATURE] = "bad_signature", [GW_REJ_BAD_VERIFY] = "bad_verify_token",
-	[GW_REJ_MALFORMED] = "malformed",         [GW_REJ_TOO_LARGE] = "too_large",
-	[GW_REJ_NO_LENGTH] = "no_length",         [GW_REJ_DUPLICATE] = "duplicate",
-	[GW_REJ_NOT_FOUND] = "not_found",         [GW_REJ_METHOD] = "method_not_allowed",
-	[GW_REJ_STORE] = "store_error",           [GW_REJ_OVERLOAD] = "overload",
-	[GW_REJ_BAD_REQUEST] = "bad_request",     [GW_REJ_TOO_LONG] = "too_long",
-	[GW_REJ_SLOW_CLIENT] = "slow_client",
+    [GW_REJ_BAD_SIGNATURE] = "bad_signature", [GW_REJ_BAD_VERIFY] = "bad_verify_token",
+    [GW_REJ_MALFORMED] = "malformed",	      [GW_REJ_TOO_LARGE] = "too_large",
+    [GW_REJ_NO_LENGTH] = "no_length",	      [GW_REJ_DUPLICATE] = "duplicate",
+    [GW_REJ_NOT_FOUND] = "not_found",	      [GW_REJ_METHOD] = "method_not_allowed",
+    [GW_REJ_STORE] = "store_error",	      [GW_REJ_OVERLOAD] = "overload",
+    [GW_REJ_BAD_REQUEST] = "bad_request",     [GW_REJ_TOO_LONG] = "too_long",
+    [GW_REJ_SLOW_CLIENT] = "slow_client",
 };
 
 /* Upper bounds of loket_webhook_seconds, in seconds. */
 static const double gw_metrics_hook_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-						0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+						0.05,	0.1,   0.25,   0.5,   1.0,  2.5};
 #define GW_M_HOOK_BUCKETS (sizeof(gw_metrics_hook_bounds) / sizeof(gw_metrics_hook_bounds[0]))
 
 #define GW_M_INTENTS_MAX 1024
@@ -207,9 +207,8 @@ char *gw_metrics_render(gw_metrics *m, const gw_metrics_extra *x, size_t *len)
 			"Outbound messages by channel and outcome (channel=\"all\": the sender's results).");
 	for (size_t c = 0; c < GW_M_CHANNELS; c++)
 		for (size_t o = 0; o < GW_M_OUTCOMES; o++)
-			fprintf(f, "loket_outbound_total{channel=\"%s\",outcome=\"%s\"} %llu\n",
-				gw_metrics_channels[c], gw_metrics_outcomes[o],
-				(unsigned long long)GW_M_GET(&m->outbound[c][o]));
+			fprintf(f, "loket_outbound_total{channel=\"%s\",outcome=\"%s\"} %llu\n", gw_metrics_channels[c],
+				gw_metrics_outcomes[o], (unsigned long long)GW_M_GET(&m->outbound[c][o]));
 	if (x && x->have_sender) {
 		fprintf(f, "loket_outbound_total{channel=\"all\",outcome=\"sent\"} %llu\n",
 			(unsigned long long)x->sender.sent);
@@ -229,8 +228,7 @@ char *gw_metrics_render(gw_metrics *m, const gw_metrics_extra *x, size_t *len)
 		fprintf(f, "\"} %llu\n", (unsigned long long)m->intents[i].n);
 	}
 	if (m->intent_other)
-		fprintf(f, "loket_intent_hits_total{intent=\"_other\"} %llu\n",
-			(unsigned long long)m->intent_other);
+		fprintf(f, "loket_intent_hits_total{intent=\"_other\"} %llu\n", (unsigned long long)m->intent_other);
 	pthread_mutex_unlock(&m->lock);
 
 	gw_metrics_head(f, "loket_fallbacks_total", "counter", "Messages no intent matched.");
@@ -279,8 +277,7 @@ char *gw_metrics_render(gw_metrics *m, const gw_metrics_extra *x, size_t *len)
 		fprintf(f, "loket_send_in_flight %llu\n", (unsigned long long)x->sender.in_flight);
 	}
 	gw_metrics_head(f, "loket_dead_letters_total", "counter", "Outbound messages given up after max_attempts.");
-	fprintf(f, "loket_dead_letters_total %llu\n",
-		x && x->have_sender ? (unsigned long long)x->sender.dead : 0ULL);
+	fprintf(f, "loket_dead_letters_total %llu\n", x && x->have_sender ? (unsigned long long)x->sender.dead : 0ULL);
 
 	gw_metrics_head(f, "loket_rejected_total", "counter", "Requests and messages turned away, by reason.");
 	for (size_t r = 0; r < GW_REJ__COUNT; r++)

@@ -19,18 +19,18 @@ typedef struct gw_metrics gw_metrics;
  * loket_rejected_total. */
 typedef enum gw_reject {
 	GW_REJ_BAD_SIGNATURE = 0, /* 403: X-Hub-Signature-256 missing or wrong */
-	GW_REJ_BAD_VERIFY,        /* 403: verification handshake with a wrong token */
-	GW_REJ_MALFORMED,         /* 400: the body is not a webhook we understand */
-	GW_REJ_TOO_LARGE,         /* 413: Content-Length above server.max_body */
-	GW_REJ_NO_LENGTH,         /* 411: POST without Content-Length */
-	GW_REJ_DUPLICATE,         /* a provider's retry of a message already stored */
-	GW_REJ_NOT_FOUND,         /* 404 */
-	GW_REJ_METHOD,            /* 405 */
-	GW_REJ_STORE,             /* 500/503: the commit failed, the provider retries */
-	GW_REJ_OVERLOAD,          /* 503: the writer's queue is full or we are stopping */
-	GW_REJ_BAD_REQUEST,       /* web chat: a frame that is not our JSON */
-	GW_REJ_TOO_LONG,          /* web chat: text over 4096 bytes */
-	GW_REJ_SLOW_CLIENT,       /* web chat: closed for not reading its replies */
+	GW_REJ_BAD_VERIFY,	  /* 403: verification handshake with a wrong token */
+	GW_REJ_MALFORMED,	  /* 400: the body is not a webhook we understand */
+	GW_REJ_TOO_LARGE,	  /* 413: Content-Length above server.max_body */
+	GW_REJ_NO_LENGTH,	  /* 411: POST without Content-Length */
+	GW_REJ_DUPLICATE,	  /* a provider's retry of a message already stored */
+	GW_REJ_NOT_FOUND,	  /* 404 */
+	GW_REJ_METHOD,		  /* 405 */
+	GW_REJ_STORE,		  /* 500/503: the commit failed, the provider retries */
+	GW_REJ_OVERLOAD,	  /* 503: the writer's queue is full or we are stopping */
+	GW_REJ_BAD_REQUEST,	  /* web chat: a frame that is not our JSON */
+	GW_REJ_TOO_LONG,	  /* web chat: text over 4096 bytes */
+	GW_REJ_SLOW_CLIENT,	  /* web chat: closed for not reading its replies */
 	GW_REJ__COUNT
 } gw_reject;
 
@@ -54,11 +54,11 @@ void gw_metrics_webhook_seconds(gw_metrics *m, double s);
 
 /* What the scrape adds from elsewhere. */
 typedef struct gw_metrics_extra {
-	int have_sender;            /* sender counters valid */
+	int have_sender; /* sender counters valid */
 	gw_sender_stats sender;
-	int have_counts;            /* outbox counts valid */
+	int have_counts; /* outbox counts valid */
 	store_outbox_counts counts;
-	int64_t agent_queue;        /* conversations waiting for an agent, -1 unknown */
+	int64_t agent_queue; /* conversations waiting for an agent, -1 unknown */
 } gw_metrics_extra;
 
 /* Renders every metric in Prometheus text format 0.0.4. Returns a malloc'd,

@@ -29,16 +29,16 @@
 #include "gateway/gw_channel.h"
 #include "store/store.h"
 
-#define SND_TICK_MS 200                 /* look for due retries this often */
-#define SND_RESP_MAX (64 * 1024)        /* bytes of a provider's answer we keep */
+#define SND_TICK_MS 200			   /* look for due retries this often */
+#define SND_RESP_MAX (64 * 1024)	   /* bytes of a provider's answer we keep */
 #define SND_WINDOW_MS (24LL * 3600 * 1000) /* WhatsApp's customer-service window */
 #define SND_BUCKETS 8
-#define SND_RECORD_LOG_EVERY 50         /* a stuck store write is logged this often */
-#define SND_WRITE_GAP_MS 3              /* at most one store turn (record + lease) this often */
-#define SND_HDR_CACHE 8                 /* distinct header sets kept as ready curl lists */
+#define SND_RECORD_LOG_EVERY 50 /* a stuck store write is logged this often */
+#define SND_WRITE_GAP_MS 3	/* at most one store turn (record + lease) this often */
+#define SND_HDR_CACHE 8		/* distinct header sets kept as ready curl lists */
 
-static const double snd_lat_bounds[GW_SEND_LAT_BUCKETS] = {0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-							  2.5,   5.0,  10.0, 30.0, 60.0, 120.0};
+static const double snd_lat_bounds[GW_SEND_LAT_BUCKETS] = {0.025, 0.05, 0.1,  0.25, 0.5,  1.0,
+							   2.5,	  5.0,	10.0, 30.0, 60.0, 120.0};
 
 const double *gw_sender_lat_bounds(void)
 {
@@ -61,7 +61,7 @@ typedef struct snd_xfer {
 	store_outbox_item item; /* text and payload owned */
 	const gw_channel_ops *ops;
 	gw_request req;
-	struct curl_slist *hdrs;  /* owned, only when the header cache was full */
+	struct curl_slist *hdrs;   /* owned, only when the header cache was full */
 	struct curl_slist *cached; /* borrowed from the sender's header cache */
 	CURL *easy;
 	char *resp;
@@ -69,8 +69,8 @@ typedef struct snd_xfer {
 	char curl_err[CURL_ERROR_SIZE];
 	int64_t start_us; /* monotonic, when the request started */
 	long http;
-	int attempted;    /* 1 once a request went out (this attempt counts) */
-	int64_t ms;       /* how long the request took */
+	int attempted; /* 1 once a request went out (this attempt counts) */
+	int64_t ms;    /* how long the request took */
 	/* the outcome to record */
 	snd_outcome out;
 	const char *out_status; /* "failed", "dead", "window_closed" */
@@ -118,7 +118,7 @@ struct gw_sender {
 	store_outbox_result *rec; /* snd_record_all's scratch, rec_cap entries */
 	int *rec_rc;
 	size_t rec_cap;
-	int record_failures;   /* store_outbox_results failures in a row */
+	int record_failures; /* store_outbox_results failures in a row */
 	uint64_t rng;
 	int warned_unconfigured;
 	/* counters */
@@ -442,8 +442,7 @@ static void snd_finish(gw_sender *s, snd_xfer *x, CURLcode res)
 	x->ms = us / 1000;
 	snd_lat_observe(s, us);
 
-	cls = x->ops->classify(x->http, x->resp, x->resp_len, x->provider_id, sizeof(x->provider_id), err,
-			       sizeof(err));
+	cls = x->ops->classify(x->http, x->resp, x->resp_len, x->provider_id, sizeof(x->provider_id), err, sizeof(err));
 	x->cls_name = gw_send_class_name(cls);
 	if (res != CURLE_OK)
 		snprintf(x->error, sizeof(x->error), "%s", x->curl_err[0] ? x->curl_err : curl_easy_strerror(res));
@@ -538,17 +537,24 @@ static void snd_recorded(gw_sender *s, snd_xfer *x, int rc, int64_t now)
 	log_kv_str(x->error, er, sizeof(er));
 	switch (x->out) {
 	case SND_OUT_SENT:
-		log_event(LOG_INFO, "send", "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=sent http=%ld attempt=%d ms=%" PRId64 " provider_id=%s",
+		log_event(LOG_INFO, "send",
+			  "id=%" PRId64 " conv=%" PRId64
+			  " channel=%s to=%s outcome=sent http=%ld attempt=%d ms=%" PRId64 " provider_id=%s",
 			  x->item.id, x->item.conversation_id, ch, to, x->http, x->item.attempts + 1, x->ms, pid);
 		break;
 	case SND_OUT_RETRY:
-		log_event(LOG_WARN, "send", "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=retry class=%s http=%ld attempt=%d ms=%" PRId64 " next_in_ms=%" PRId64 " error=%s",
+		log_event(LOG_WARN, "send",
+			  "id=%" PRId64 " conv=%" PRId64
+			  " channel=%s to=%s outcome=retry class=%s http=%ld attempt=%d ms=%" PRId64
+			  " next_in_ms=%" PRId64 " error=%s",
 			  x->item.id, x->item.conversation_id, ch, to, x->cls_name, x->http, x->item.attempts + 1,
 			  x->ms, x->next_ms - now, er);
 		break;
 	case SND_OUT_FAIL:
 	default:
-		log_event(LOG_WARN, "send", "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=%s class=%s http=%ld attempt=%d ms=%" PRId64 " error=%s",
+		log_event(LOG_WARN, "send",
+			  "id=%" PRId64 " conv=%" PRId64
+			  " channel=%s to=%s outcome=%s class=%s http=%ld attempt=%d ms=%" PRId64 " error=%s",
 			  x->item.id, x->item.conversation_id, ch, to, x->out_status, x->cls_name ? x->cls_name : "-",
 			  x->http, x->item.attempts + x->attempted, x->ms, er);
 		break;
@@ -648,7 +654,8 @@ static int64_t snd_start_waiting(gw_sender *s)
 		if (strcmp(x->ops->name, "whatsapp") == 0 && x->item.last_inbound_ms > 0 &&
 		    now_ms - x->item.last_inbound_ms > SND_WINDOW_MS) {
 			x->cls_name = gw_send_class_name(GW_SEND_WINDOW_CLOSED);
-			snd_set_fail(x, "window_closed", "not sent: more than 24 hours since the citizen's last message");
+			snd_set_fail(x, "window_closed",
+				     "not sent: more than 24 hours since the citizen's last message");
 			continue;
 		}
 		wait = snd_bucket_take(s, x->item.channel, clock_mono_us());
@@ -713,7 +720,8 @@ static size_t snd_record_all(gw_sender *s)
 		char er[200];
 		if (s->record_failures++ % SND_RECORD_LOG_EVERY == 0)
 			log_event(LOG_WARN, "send_record_failed", "outcomes=%zu rc=%s detail=%s tries=%d", n,
-				  store_rc_str(rc), log_kv_str(store_errmsg(s->st), er, sizeof(er)), s->record_failures);
+				  store_rc_str(rc), log_kv_str(store_errmsg(s->st), er, sizeof(er)),
+				  s->record_failures);
 		return 0;
 	}
 	s->record_failures = 0;

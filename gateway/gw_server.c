@@ -38,9 +38,9 @@ typedef struct gw_http_pss gw_http_pss;
 typedef struct gw_route {
 	const char *path;
 	unsigned methods;
-	const char *allow;      /* the Allow header of a 405 */
+	const char *allow;	/* the Allow header of a 405 */
 	const char *sig_header; /* custom header kept for post ("x-hub-signature-256:"), or NULL */
-	int timed;              /* observed in loket_webhook_seconds */
+	int timed;		/* observed in loket_webhook_seconds */
 	void (*get)(gw_server *s, gw_http_pss *pss);
 	void (*post)(gw_server *s, gw_http_pss *pss);
 	void (*done)(gw_server *s, gw_http_pss *pss, const gw_job *j);
@@ -52,17 +52,17 @@ struct gw_http_pss {
 	const gw_route *route;
 	unsigned method;
 	int64_t t0_us;
-	char *body;            /* Content-Length + 1 bytes, NUL-terminated */
+	char *body; /* Content-Length + 1 bytes, NUL-terminated */
 	size_t body_len, body_expect;
 	int body_started, body_done;
 	char sig[192];
-	int sig_len;           /* -1: the header was absent */
-	gw_job *job;           /* in the writer's hands; its waiter is this pss */
-	int waiting;           /* counted in gw_server.waiting */
+	int sig_len; /* -1: the header was absent */
+	gw_job *job; /* in the writer's hands; its waiter is this pss */
+	int waiting; /* counted in gw_server.waiting */
 	int answered, written, close_after, close_pending;
 	int status;
 	const char *ctype, *allow;
-	unsigned char *resp;   /* LWS_PRE + body */
+	unsigned char *resp; /* LWS_PRE + body */
 	size_t resp_len;
 };
 
@@ -153,15 +153,15 @@ static int gw_http_write(gw_server *s, struct lws *wsi, gw_http_pss *pss)
 		return lws_partial_buffered(wsi) ? (lws_callback_on_writable(wsi), 0) : -1;
 	if (!pss->answered || pss->written)
 		return 0;
-	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, pss->ctype, (lws_filepos_t)pss->resp_len,
-					&p, end))
+	if (lws_add_http_common_headers(wsi, (unsigned int)pss->status, pss->ctype, (lws_filepos_t)pss->resp_len, &p,
+					end))
 		return -1;
 	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL, (const unsigned char *)nostore,
 					 (int)strlen(nostore), &p, end))
 		return -1;
-	if (pss->allow && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
-						      (const unsigned char *)pss->allow, (int)strlen(pss->allow), &p,
-						      end))
+	if (pss->allow &&
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:", (const unsigned char *)pss->allow,
+					(int)strlen(pss->allow), &p, end))
 		return -1;
 	/* A body we did not read would be taken for the next request: close. */
 	if (pss->method == GW_POST && !pss->body_done)
@@ -265,7 +265,7 @@ static void gw_route_wa_post(gw_server *s, gw_http_pss *pss)
 	gw_job *j = NULL;
 
 	if (secret[0] && (pss->sig_len < 0 || gw_whatsapp_verify(secret, pss->body, pss->body_len,
-								   pss->sig_len < 0 ? NULL : pss->sig) != 0)) {
+								 pss->sig_len < 0 ? NULL : pss->sig) != 0)) {
 		gw_metrics_reject(s->o.metrics, GW_REJ_BAD_SIGNATURE);
 		log_event(LOG_WARN, "webhook_refused", "channel=whatsapp reason=%s bytes=%zu",
 			  pss->sig_len < 0 ? "no_signature" : "bad_signature", pss->body_len);
@@ -347,8 +347,8 @@ static void gw_route_healthz_done(gw_server *s, gw_http_pss *pss, const gw_job *
 		return;
 	}
 	if (!store_ok || !sender_ok)
-		log_event(LOG_WARN, "healthz_fail", "store=%s sender=%s",
-			  store_ok ? "ok" : store_rc_str(j->ping_rc), sender_ok ? "ok" : "stopped");
+		log_event(LOG_WARN, "healthz_fail", "store=%s sender=%s", store_ok ? "ok" : store_rc_str(j->ping_rc),
+			  sender_ok ? "ok" : "stopped");
 	gw_http_json(pss, store_ok && sender_ok ? 200 : 503, body);
 }
 
@@ -385,10 +385,10 @@ static void gw_route_metrics(gw_server *s, gw_http_pss *pss)
 /* Every dynamic HTTP route: one row each. Static files are the mounts in
  * gw_server_new; websockets are routed by subprotocol (GW_WEB_PATH). */
 static const gw_route gw_routes[] = {
-	{"/webhook/whatsapp", GW_GET | GW_POST, "GET, POST", "x-hub-signature-256:", 1, gw_route_wa_verify,
-	 gw_route_wa_post, gw_route_wa_done},
-	{"/healthz", GW_GET, "GET", NULL, 0, gw_route_healthz, NULL, gw_route_healthz_done},
-	{"/metrics", GW_GET, "GET", NULL, 0, gw_route_metrics, NULL, NULL},
+    {"/webhook/whatsapp", GW_GET | GW_POST, "GET, POST", "x-hub-signature-256:", 1, gw_route_wa_verify,
+     gw_route_wa_post, gw_route_wa_done},
+    {"/healthz", GW_GET, "GET", NULL, 0, gw_route_healthz, NULL, gw_route_healthz_done},
+    {"/metrics", GW_GET, "GET", NULL, 0, gw_route_metrics, NULL, NULL},
 };
 
 static const gw_route *gw_route_find(const char *path)
@@ -600,17 +600,17 @@ static void gw_server_lws_log(int level, const char *line)
 }
 
 static const char *const gw_mime_table[GW_MIME_N][2] = {
-	{".html", "text/html; charset=utf-8"},
-	{".js", "text/javascript; charset=utf-8"},
-	{".mjs", "text/javascript; charset=utf-8"},
-	{".css", "text/css; charset=utf-8"},
-	{".json", "application/json"},
-	{".svg", "image/svg+xml"},
-	{".png", "image/png"},
-	{".ico", "image/x-icon"},
-	{".webp", "image/webp"},
-	{".woff2", "font/woff2"},
-	{".txt", "text/plain; charset=utf-8"},
+    {".html", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".mjs", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".json", "application/json"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
+    {".ico", "image/x-icon"},
+    {".webp", "image/webp"},
+    {".woff2", "font/woff2"},
+    {".txt", "text/plain; charset=utf-8"},
 };
 
 static int gw_path_join(char *out, size_t outlen, const char *dir, const char *sub)

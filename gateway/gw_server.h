@@ -21,11 +21,11 @@
 typedef struct gw_server gw_server;
 
 typedef struct gw_server_opts {
-	const cfg *c;            /* must outlive the server */
+	const cfg *c;		 /* must outlive the server */
 	const char *console_dir; /* the directory /console/ and /chat/ are served from */
-	gw_metrics *metrics;     /* not owned */
-	gw_sender *sender;       /* for /healthz and /metrics; may be NULL; not owned */
-	store *ro;               /* the lws thread's store handle (reads only); not owned */
+	gw_metrics *metrics;	 /* not owned */
+	gw_sender *sender;	 /* for /healthz and /metrics; may be NULL; not owned */
+	store *ro;		 /* the lws thread's store handle (reads only); not owned */
 } gw_server_opts;
 
 /* Creates the context and binds server.listen. Returns NULL with the reason in

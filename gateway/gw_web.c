@@ -27,12 +27,12 @@
 #include "core/log.h"
 #include "gateway/gw_channel.h"
 
-#define GW_WEB_RX_MAX (32 * 1024)     /* bytes of one client frame (JSON-escaped text) */
-#define GW_WEB_QUEUE_FRAMES 256       /* frames waiting for a client, at most */
-#define GW_WEB_QUEUE_BYTES (1 << 20)  /* bytes waiting for a client, at most */
-#define GW_WEB_HISTORY_MAX 200        /* messages sent on resume */
+#define GW_WEB_RX_MAX (32 * 1024)    /* bytes of one client frame (JSON-escaped text) */
+#define GW_WEB_QUEUE_FRAMES 256	     /* frames waiting for a client, at most */
+#define GW_WEB_QUEUE_BYTES (1 << 20) /* bytes waiting for a client, at most */
+#define GW_WEB_HISTORY_MAX 200	     /* messages sent on resume */
 #define GW_WEB_SESSION_HEX 32
-#define GW_WEB_HELLO_WAIT_US 250000   /* how long a new socket may take to say hello */
+#define GW_WEB_HELLO_WAIT_US 250000 /* how long a new socket may take to say hello */
 
 /* ---- the channel ops ---- */
 
@@ -61,8 +61,8 @@ static int gw_web_build(const cfg *c, const store_outbox_item *it, gw_request *r
 	return -1;
 }
 
-static gw_send_class gw_web_classify(long http_status, const char *body, size_t len, char *provider_id,
-				     size_t idlen, char *err, size_t errlen)
+static gw_send_class gw_web_classify(long http_status, const char *body, size_t len, char *provider_id, size_t idlen,
+				     char *err, size_t errlen)
 {
 	(void)http_status;
 	(void)body;
@@ -74,12 +74,12 @@ static gw_send_class gw_web_classify(long http_status, const char *body, size_t 
 }
 
 const gw_channel_ops gw_web_ops = {
-	.name = "web",
-	.configured = gw_web_configured,
-	.parse = gw_web_parse,
-	.build = gw_web_build,
-	.classify = gw_web_classify,
-	.max_text = 0,
+    .name = "web",
+    .configured = gw_web_configured,
+    .parse = gw_web_parse,
+    .build = gw_web_build,
+    .classify = gw_web_classify,
+    .max_text = 0,
 };
 
 /* ---- sockets and sessions ---- */
@@ -95,13 +95,13 @@ typedef struct gw_web_pss {
 	struct lws *wsi;
 	int linked;
 	char session[GW_WEB_SESSION_HEX + 1]; /* "" until assigned */
-	int mode;                             /* the state last told to the client, -1 none */
+	int mode;			      /* the state last told to the client, -1 none */
 	char *rx;
 	size_t rx_len;
-	int rx_drop;                          /* the current message was too long: skip to its end */
+	int rx_drop; /* the current message was too long: skip to its end */
 	gw_web_frame *q_head, *q_tail;
 	size_t q_n, q_bytes;
-	int kill;                             /* close at the next writable */
+	int kill; /* close at the next writable */
 } gw_web_pss;
 
 struct gw_web {
@@ -250,8 +250,8 @@ static json_t *gw_web_message_frame(const char *from, int64_t seq, const char *t
 			const char *title = json_string_value(json_object_get(b, "title"));
 
 			if (id)
-				json_array_append_new(buttons, json_pack("{s:s, s:s}", "id", id, "title",
-									  title ? title : id));
+				json_array_append_new(buttons,
+						      json_pack("{s:s, s:s}", "id", id, "title", title ? title : id));
 		}
 	frame = json_pack("{s:s, s:s, s:s, s:O, s:I}", "type", "message", "from", from, "text", text ? text : "",
 			  "buttons", buttons, "seq", (json_int_t)seq);
@@ -287,8 +287,9 @@ static void gw_web_state_send(gw_web *web, gw_web_pss *pss, int mode, int64_t co
 	int pos = mode == BOT_MODE_QUEUED ? gw_web_queue_position(web, conversation_id) : 0;
 
 	pss->mode = mode;
-	gw_web_send(web, pss, json_pack("{s:s, s:s, s:i}", "type", "state", "state",
-					bot_mode_name((bot_mode)mode), "position", pos));
+	gw_web_send(
+	    web, pss,
+	    json_pack("{s:s, s:s, s:i}", "type", "state", "state", bot_mode_name((bot_mode)mode), "position", pos));
 }
 
 /* hello with a known session: the conversation's state and what was missed. */
@@ -338,7 +339,8 @@ static void gw_web_on_hello(gw_web *web, gw_web_pss *pss, json_t *root)
 
 static void gw_web_on_message(gw_web *web, gw_web_pss *pss, json_t *root)
 {
-	json_t *jt = json_object_get(root, "text"), *jb = json_object_get(root, "button"), *ji = json_object_get(root, "id");
+	json_t *jt = json_object_get(root, "text"), *jb = json_object_get(root, "button"),
+	       *ji = json_object_get(root, "id");
 	const char *text = json_string_value(jt), *button = json_string_value(jb), *id = json_string_value(ji);
 	json_t *own = NULL;
 	gw_job *j = NULL;
@@ -346,8 +348,7 @@ static void gw_web_on_message(gw_web *web, gw_web_pss *pss, json_t *root)
 	char pid[GW_WEB_SESSION_HEX + 2 + 100];
 	int n;
 
-	if ((jt && !text) || (jb && !button) || (ji && !id) || (!text && !button) ||
-	    (text && !button && !text[0])) {
+	if ((jt && !text) || (jb && !button) || (ji && !id) || (!text && !button) || (text && !button && !text[0])) {
 		gw_metrics_reject(web->o.metrics, GW_REJ_BAD_REQUEST);
 		gw_web_error(web, pss, "bad_request", "a message needs a non-empty \"text\" or a \"button\"");
 		return;
@@ -486,8 +487,9 @@ void gw_web_job_done(gw_web *web, gw_job *j)
 			continue;
 		}
 		for (int i = 0; i < j->n_replies; i++)
-			gw_web_send(web, pss,
-				    gw_web_message_frame("bot", j->replies[i].id, j->replies[i].text, j->replies[i].payload));
+			gw_web_send(
+			    web, pss,
+			    gw_web_message_frame("bot", j->replies[i].id, j->replies[i].text, j->replies[i].payload));
 		if (j->mode >= 0 && j->mode != pss->mode)
 			gw_web_state_send(web, pss, j->mode, j->conversation_id);
 	}

@@ -26,9 +26,9 @@
 typedef struct gw_web gw_web;
 
 typedef struct gw_web_opts {
-	const cfg *c;         /* must outlive the module */
-	store *ro;            /* the lws thread's handle, for reads (history, queue); not owned */
-	gw_metrics *metrics;  /* may be NULL */
+	const cfg *c;	     /* must outlive the module */
+	store *ro;	     /* the lws thread's handle, for reads (history, queue); not owned */
+	gw_metrics *metrics; /* may be NULL */
 } gw_web_opts;
 
 /* Returns NULL when out of memory. Free with gw_web_free (NULL is fine). */

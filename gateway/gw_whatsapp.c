@@ -41,14 +41,14 @@
 
 /* Limits of the Cloud API (characters, not bytes). */
 #define WA_MAX_TEXT 4096
-#define WA_MAX_BODY 1024        /* interactive body text, document caption */
+#define WA_MAX_BODY 1024 /* interactive body text, document caption */
 #define WA_MAX_BUTTON_TITLE 20
 #define WA_MAX_BUTTON_ID 256
 #define WA_MAX_ROW_TITLE 24
 #define WA_MAX_ROW_ID 200
 #define WA_MAX_ROWS 10
-#define WA_LIST_LABEL "Menu"    /* the list's opening button: reads the same in id and en */
-#define WA_ERRMSG_MAX 160       /* bytes of Meta's message kept in an error */
+#define WA_LIST_LABEL "Menu" /* the list's opening button: reads the same in id and en */
+#define WA_ERRMSG_MAX 160    /* bytes of Meta's message kept in an error */
 
 /* ---- small helpers ---- */
 
@@ -486,7 +486,8 @@ static int wa_parse(const cfg *c, const char *body, size_t len, gw_parsed *out, 
 			if (field && strcmp(field, "messages") != 0)
 				continue;
 			for (size_t i = 0; i < json_array_size(msgs); i++)
-				if (wa_parse_message(value, json_array_get(msgs, i), &out->msgs[im++], err, errlen) != 0)
+				if (wa_parse_message(value, json_array_get(msgs, i), &out->msgs[im++], err, errlen) !=
+				    0)
 					goto out;
 			for (size_t i = 0; i < json_array_size(sts); i++)
 				if (wa_parse_status(json_array_get(sts, i), &out->statuses[is++], err, errlen) != 0)
@@ -964,10 +965,10 @@ static int wa_configured(const cfg *c)
 }
 
 const gw_channel_ops gw_whatsapp_ops = {
-	.name = "whatsapp",
-	.configured = wa_configured,
-	.parse = wa_parse,
-	.build = wa_build,
-	.classify = wa_classify,
-	.max_text = WA_MAX_TEXT,
+    .name = "whatsapp",
+    .configured = wa_configured,
+    .parse = wa_parse,
+    .build = wa_build,
+    .classify = wa_classify,
+    .max_text = WA_MAX_TEXT,
 };

@@ -121,8 +121,7 @@ static void gw_writer_copy_replies(gw_job *j, const store_decision *d, const sto
 
 /* Counts one committed message and copies what the web chat needs. Returns 1
  * when it queued outbox rows for the sender. */
-static int gw_writer_account(gw_writer *w, gw_job *j, size_t i, const store_inbound *in,
-			     const store_inbound_result *r)
+static int gw_writer_account(gw_writer *w, gw_job *j, size_t i, const store_inbound *in, const store_inbound_result *r)
 {
 	const store_decision *d;
 	const bot_result *br;
@@ -182,8 +181,8 @@ static void gw_writer_statuses(gw_writer *w, gw_job *j)
 
 		if (!s->provider_id || !s->status)
 			continue;
-		rc = store_msg_status(w->st, j->channel ? j->channel : "whatsapp", s->provider_id, s->status,
-				      s->error, s->at_ms ? s->at_ms : clock_wall_ms());
+		rc = store_msg_status(w->st, j->channel ? j->channel : "whatsapp", s->provider_id, s->status, s->error,
+				      s->at_ms ? s->at_ms : clock_wall_ms());
 		if (rc == STORE_OK || rc == STORE_ERR_NOTFOUND) {
 			log_event(rc == STORE_OK ? LOG_DEBUG : LOG_INFO, "status",
 				  "channel=%s provider_id=%s status=%s known=%d", j->channel ? j->channel : "whatsapp",

@@ -28,7 +28,7 @@
 
 typedef enum gw_job_kind {
 	GW_JOB_INBOUND = 0, /* parsed.msgs and parsed.statuses to commit */
-	GW_JOB_PING,        /* /healthz: can the writer commit now? */
+	GW_JOB_PING,	    /* /healthz: can the writer commit now? */
 } gw_job_kind;
 
 #define GW_JOB_REPLIES_MAX (STORE_OUT_MAX * 4)
@@ -45,22 +45,22 @@ typedef struct gw_job {
 	gw_job_kind kind;
 
 	/* ---- set by the submitter ---- */
-	const char *channel;  /* static name for store_msg_status ("whatsapp") */
-	gw_parsed parsed;     /* owned; freed by gw_job_free */
-	int want_replies;     /* 1: copy the replies into replies[] (web chat) */
-	char tag[64];         /* the submitter's note (the web chat's session id) */
-	void *waiter;         /* the waiting connection's state, or NULL; lws thread only */
-	int64_t t0_us;        /* when the request arrived (monotonic µs) */
+	const char *channel; /* static name for store_msg_status ("whatsapp") */
+	gw_parsed parsed;    /* owned; freed by gw_job_free */
+	int want_replies;    /* 1: copy the replies into replies[] (web chat) */
+	char tag[64];	     /* the submitter's note (the web chat's session id) */
+	void *waiter;	     /* the waiting connection's state, or NULL; lws thread only */
+	int64_t t0_us;	     /* when the request arrived (monotonic µs) */
 
 	/* ---- set by the writer ---- */
-	int http_status;          /* 200, or 500 / 503 for the provider to retry */
-	size_t n_new, n_dup;      /* messages stored / already there */
-	int64_t conversation_id;  /* of the last decided message, 0 when none */
-	int mode;                 /* bot_mode after the last decided message, -1 when none */
+	int http_status;	 /* 200, or 500 / 503 for the provider to retry */
+	size_t n_new, n_dup;	 /* messages stored / already there */
+	int64_t conversation_id; /* of the last decided message, 0 when none */
+	int mode;		 /* bot_mode after the last decided message, -1 when none */
 	int n_replies;
 	gw_job_reply replies[GW_JOB_REPLIES_MAX];
-	int ping_rc;              /* GW_JOB_PING: store_ping's result */
-	int counts_ok;            /* GW_JOB_PING: counts valid */
+	int ping_rc;   /* GW_JOB_PING: store_ping's result */
+	int counts_ok; /* GW_JOB_PING: counts valid */
 	store_outbox_counts counts;
 } gw_job;
 
@@ -75,13 +75,13 @@ typedef struct gw_writer gw_writer;
 typedef void (*gw_writer_wake_fn)(void *arg);
 
 typedef struct gw_writer_opts {
-	const cfg *c;           /* must outlive the writer */
-	const bot_set *set;     /* the intent set (not owned) */
-	gw_metrics *metrics;    /* may be NULL */
-	gw_sender *sender;      /* woken after commits that queued outbox rows; may be NULL */
+	const cfg *c;		/* must outlive the writer */
+	const bot_set *set;	/* the intent set (not owned) */
+	gw_metrics *metrics;	/* may be NULL */
+	gw_sender *sender;	/* woken after commits that queued outbox rows; may be NULL */
 	gw_writer_wake_fn wake; /* may be NULL */
 	void *wake_arg;
-	size_t max_pending;     /* jobs waiting at most; 0 = 65536 */
+	size_t max_pending; /* jobs waiting at most; 0 = 65536 */
 } gw_writer_opts;
 
 /* Opens the writer's own store handle and starts the thread. Returns NULL with

@@ -26,11 +26,11 @@ typedef struct store store;
 
 typedef enum store_rc {
 	STORE_OK = 0,
-	STORE_DUPLICATE = 1,       /* this provider message id was seen before: nothing done */
-	STORE_ERR = -1,            /* any other failure (disk full, corrupt file, ...) */
-	STORE_ERR_BUSY = -2,       /* the database stayed locked past the busy timeout */
-	STORE_ERR_NOTFOUND = -3,   /* no such conversation, agent, message */
-	STORE_ERR_CONFLICT = -4,   /* lost a race: claimed by someone else, wrong state */
+	STORE_DUPLICATE = 1,	 /* this provider message id was seen before: nothing done */
+	STORE_ERR = -1,		 /* any other failure (disk full, corrupt file, ...) */
+	STORE_ERR_BUSY = -2,	 /* the database stayed locked past the busy timeout */
+	STORE_ERR_NOTFOUND = -3, /* no such conversation, agent, message */
+	STORE_ERR_CONFLICT = -4, /* lost a race: claimed by someone else, wrong state */
 } store_rc;
 
 /* A short English description of rc, for logs and error replies. */
@@ -39,10 +39,10 @@ const char *store_rc_str(int rc);
 /* ---- opening ---- */
 
 typedef struct store_opts {
-	const char *path;       /* the database file; created with mode 0600 */
-	int synchronous_full;   /* 1: synchronous=FULL, 0: NORMAL */
-	int busy_timeout_ms;    /* how long a write waits for a lock */
-	int readonly;           /* 1 for commands that only read (stats) */
+	const char *path;     /* the database file; created with mode 0600 */
+	int synchronous_full; /* 1: synchronous=FULL, 0: NORMAL */
+	int busy_timeout_ms;  /* how long a write waits for a lock */
+	int readonly;	      /* 1 for commands that only read (stats) */
 } store_opts;
 
 /* Opens (creating and migrating when needed) the database. Returns a handle or
@@ -66,17 +66,17 @@ int store_schema_latest(void);
 typedef struct store_conv {
 	int64_t id;
 	int64_t contact_id;
-	char channel[STORE_CHANNEL_MAX];  /* "whatsapp", "twilio", "kannel", "web", "cli" */
-	char address[STORE_ADDRESS_MAX];  /* phone number, web session id, ... */
+	char channel[STORE_CHANNEL_MAX]; /* "whatsapp", "twilio", "kannel", "web", "cli" */
+	char address[STORE_ADDRESS_MAX]; /* phone number, web session id, ... */
 	char display_name[128];
-	bot_state bot;                    /* mode, language, context, fallbacks, opted_out, menu */
-	char agent[STORE_AGENT_MAX];      /* assigned agent, or "" */
+	bot_state bot;		     /* mode, language, context, fallbacks, opted_out, menu */
+	char agent[STORE_AGENT_MAX]; /* assigned agent, or "" */
 	int64_t created_ms;
-	int64_t last_inbound_ms;          /* the citizen's last message: WhatsApp's 24 h window */
-	int64_t escalated_ms;             /* 0 unless queued or assigned */
-	int64_t claimed_ms;               /* 0 unless assigned */
-	int64_t rate_window_ms;           /* start of the current rate-limit minute */
-	int rate_count;                   /* inbound messages in that minute */
+	int64_t last_inbound_ms; /* the citizen's last message: WhatsApp's 24 h window */
+	int64_t escalated_ms;	 /* 0 unless queued or assigned */
+	int64_t claimed_ms;	 /* 0 unless assigned */
+	int64_t rate_window_ms;	 /* start of the current rate-limit minute */
+	int rate_count;		 /* inbound messages in that minute */
 } store_conv;
 
 /* Finds the open conversation of (channel, address). STORE_OK and *c filled,
@@ -90,31 +90,31 @@ typedef struct store_inbound {
 	const char *channel, *address;
 	const char *display_name; /* or NULL */
 	const char *provider_id;  /* the provider's message id; a repeat is a duplicate. NULL: no dedup */
-	const char *kind;         /* "text", "button", "media" */
-	const char *text;         /* the text, the button's title, or a media caption; may be NULL */
-	const char *button;       /* the tapped button's id, or NULL */
-	const char *media_id;     /* or NULL */
-	const char *media_type;   /* "image/jpeg", ... or NULL */
-	int64_t at_ms;            /* when it was received */
+	const char *kind;	  /* "text", "button", "media" */
+	const char *text;	  /* the text, the button's title, or a media caption; may be NULL */
+	const char *button;	  /* the tapped button's id, or NULL */
+	const char *media_id;	  /* or NULL */
+	const char *media_type;	  /* "image/jpeg", ... or NULL */
+	int64_t at_ms;		  /* when it was received */
 } store_inbound;
 
 /* One outbound message the handling of an inbound one causes. */
 typedef struct store_out {
-	const char *text;         /* what the citizen will read (stored for history and stats) */
-	const char *payload;      /* JSON the channel turns into a provider request; may be NULL */
-	int queue;                /* 1: an outbox row is written for the sender;
+	const char *text;    /* what the citizen will read (stored for history and stats) */
+	const char *payload; /* JSON the channel turns into a provider request; may be NULL */
+	int queue;	     /* 1: an outbox row is written for the sender;
 				     0: stored as already delivered (the web chat pushes it itself) */
-	int sandboxed;            /* 1: the channel has no credentials: stored as "sandboxed" */
+	int sandboxed;	     /* 1: the channel has no credentials: stored as "sandboxed" */
 } store_out;
 
 #define STORE_OUT_MAX 4
 
 /* What the caller decided for one inbound message, after seeing the conversation. */
 typedef struct store_decision {
-	const char *intent;       /* the matched intent, or NULL */
+	const char *intent; /* the matched intent, or NULL */
 	int fallback;
-	const char *actions;      /* "escalate,send_form:pbg" or NULL: kept with the message */
-	bot_state next;           /* the conversation's next state (mode included) */
+	const char *actions; /* "escalate,send_form:pbg" or NULL: kept with the message */
+	bot_state next;	     /* the conversation's next state (mode included) */
 	int n_out;
 	store_out out[STORE_OUT_MAX];
 } store_decision;
@@ -128,8 +128,8 @@ typedef int (*store_decide_fn)(void *ctx, size_t index, const store_inbound *in,
 			       store_decision *d);
 
 typedef struct store_inbound_result {
-	int rc;                  /* STORE_OK, STORE_DUPLICATE, or an error for this message alone */
-	int64_t message_id;      /* the inbound message's row, 0 on duplicate */
+	int rc;		    /* STORE_OK, STORE_DUPLICATE, or an error for this message alone */
+	int64_t message_id; /* the inbound message's row, 0 on duplicate */
 	int64_t conversation_id;
 	int n_out;
 	int64_t out_ids[STORE_OUT_MAX]; /* the outbound messages' ids, in order */
@@ -149,13 +149,13 @@ int store_inbound_batch(store *s, const store_inbound *in, size_t n, store_decid
 /* ---- outbox: what the sender sends ---- */
 
 typedef struct store_outbox_item {
-	int64_t id;              /* the outbound message's id */
+	int64_t id; /* the outbound message's id */
 	int64_t conversation_id;
 	char channel[STORE_CHANNEL_MAX];
 	char address[STORE_ADDRESS_MAX];
-	char *text;              /* owned */
-	char *payload;           /* owned, may be NULL */
-	int attempts;            /* attempts already made */
+	char *text;    /* owned */
+	char *payload; /* owned, may be NULL */
+	int attempts;  /* attempts already made */
 	int64_t created_ms;
 	int64_t last_inbound_ms; /* for WhatsApp's 24-hour window */
 } store_outbox_item;
@@ -164,8 +164,7 @@ typedef struct store_outbox_item {
  * else (or lease expired), and only the oldest unsent item of each conversation,
  * so messages leave in order. Leased items are hidden for lease_ms. *items is
  * allocated (free with store_outbox_items_free), *n may be 0. */
-int store_outbox_lease(store *s, int64_t now_ms, int64_t lease_ms, size_t max, store_outbox_item **items,
-		       size_t *n);
+int store_outbox_lease(store *s, int64_t now_ms, int64_t lease_ms, size_t max, store_outbox_item **items, size_t *n);
 void store_outbox_items_free(store_outbox_item *items, size_t n);
 
 /* The send succeeded: the outbox row goes, the message becomes "sent" with the
@@ -180,18 +179,18 @@ int store_outbox_fail(store *s, int64_t id, const char *status, const char *erro
 
 /* One sender outcome, for store_outbox_results. */
 typedef enum store_outbox_outcome {
-	STORE_OUTBOX_SENT = 0,   /* as store_outbox_sent */
-	STORE_OUTBOX_RETRY,      /* as store_outbox_retry */
-	STORE_OUTBOX_FAIL,       /* as store_outbox_fail */
+	STORE_OUTBOX_SENT = 0, /* as store_outbox_sent */
+	STORE_OUTBOX_RETRY,    /* as store_outbox_retry */
+	STORE_OUTBOX_FAIL,     /* as store_outbox_fail */
 } store_outbox_outcome;
 
 typedef struct store_outbox_result {
-	int64_t id;              /* the outbound message's id */
-	int outcome;             /* store_outbox_outcome */
+	int64_t id;		 /* the outbound message's id */
+	int outcome;		 /* store_outbox_outcome */
 	const char *provider_id; /* SENT: the provider's message id, or NULL */
-	int64_t next_ms;         /* RETRY: when to try again */
-	const char *status;      /* FAIL: "failed", "dead" or "window_closed" */
-	const char *error;       /* RETRY, FAIL: kept with the row / message; may be NULL */
+	int64_t next_ms;	 /* RETRY: when to try again */
+	const char *status;	 /* FAIL: "failed", "dead" or "window_closed" */
+	const char *error;	 /* RETRY, FAIL: kept with the row / message; may be NULL */
 } store_outbox_result;
 
 /* Records n outcomes in one transaction (one commit, one turn of the write
@@ -217,28 +216,27 @@ int store_outbox_counts_get(store *s, int64_t now_ms, store_outbox_counts *c);
  * outbound message with that provider id, with its error when failed, and keeps
  * the history. STORE_ERR_NOTFOUND when the id is unknown. A status never moves
  * backwards (delivered after read stays read), but every report is in the history. */
-int store_msg_status(store *s, const char *channel, const char *provider_id, const char *status,
-		     const char *error, int64_t at_ms);
+int store_msg_status(store *s, const char *channel, const char *provider_id, const char *status, const char *error,
+		     int64_t at_ms);
 
 /* ---- messages of a conversation (history, resume) ---- */
 
 typedef struct store_msg {
 	int64_t id;
 	int64_t conversation_id;
-	char direction[4];        /* "in" or "out" */
+	char direction[4];	      /* "in" or "out" */
 	char author[STORE_AGENT_MAX]; /* "" for the citizen and the bot, else the agent */
-	char *text;               /* owned; NULL when purged */
-	char *payload;            /* owned; may be NULL */
+	char *text;		      /* owned; NULL when purged */
+	char *payload;		      /* owned; may be NULL */
 	char intent[BOT_NAME_MAX];
 	int fallback;
-	char status[16];          /* in: "received"; out: "queued", "sent", "delivered", "read", "failed", ... */
+	char status[16]; /* in: "received"; out: "queued", "sent", "delivered", "read", "failed", ... */
 	int64_t at_ms;
 } store_msg;
 
 /* Messages of a conversation with id > after_id, oldest first, at most max.
  * *msgs allocated; free with store_msgs_free. */
-int store_msgs_since(store *s, int64_t conversation_id, int64_t after_id, size_t max, store_msg **msgs,
-		     size_t *n);
+int store_msgs_since(store *s, int64_t conversation_id, int64_t after_id, size_t max, store_msg **msgs, size_t *n);
 void store_msgs_free(store_msg *msgs, size_t n);
 
 /* ---- agents' side ---- */
@@ -257,8 +255,8 @@ int store_conv_transfer(store *s, int64_t conversation_id, const char *from_agen
 			int64_t now_ms);
 /* An agent's reply: stored as an outbound message with its outbox row (queue=1)
  * or as delivered (queue=0). *out_id receives its id. */
-int store_agent_reply(store *s, int64_t conversation_id, const char *agent, const store_out *out,
-		      int64_t now_ms, int64_t *out_id);
+int store_agent_reply(store *s, int64_t conversation_id, const char *agent, const store_out *out, int64_t now_ms,
+		      int64_t *out_id);
 /* A satisfaction rating (1..5) for a conversation. */
 int store_rating_add(store *s, int64_t conversation_id, int rating, int64_t now_ms);
 
@@ -267,8 +265,8 @@ int store_rating_add(store *s, int64_t conversation_id, int rating, int64_t now_
 typedef struct store_agent {
 	int64_t id;
 	char name[STORE_AGENT_MAX];
-	char role[16];       /* "agent" or "admin" */
-	char pwhash[160];    /* libsodium crypto_pwhash_str output */
+	char role[16];	  /* "agent" or "admin" */
+	char pwhash[160]; /* libsodium crypto_pwhash_str output */
 	int disabled;
 	int64_t created_ms;
 } store_agent;
@@ -284,30 +282,28 @@ int store_session_add(store *s, const char *agent, const unsigned char token_has
 		      int64_t now_ms);
 /* STORE_OK and the agent's name when the session exists, is not expired and its
  * agent is not disabled; STORE_ERR_NOTFOUND otherwise. */
-int store_session_get(store *s, const unsigned char token_hash[32], int64_t now_ms, char *agent,
-		      size_t agentlen);
+int store_session_get(store *s, const unsigned char token_hash[32], int64_t now_ms, char *agent, size_t agentlen);
 int store_session_delete(store *s, const unsigned char token_hash[32]);
 
 /* ---- audit ---- */
 
 /* Appends "who did what to which object" (claim, transfer, resolve, agent_add,
  * intents_reload, ...). detail may be NULL. */
-int store_audit(store *s, const char *who, const char *what, const char *object, const char *detail,
-		int64_t now_ms);
+int store_audit(store *s, const char *who, const char *what, const char *object, const char *detail, int64_t now_ms);
 
 /* ---- reporting and maintenance ---- */
 
 typedef struct store_stat_row {
-	char key[256];   /* intent name, or the unmatched message's text */
+	char key[256]; /* intent name, or the unmatched message's text */
 	int64_t count;
 } store_stat_row;
 
 typedef struct store_stats {
 	int64_t inbound, outbound, fallbacks, escalations, dead_letters, conversations;
-	int64_t claimed;              /* escalations an agent took */
+	int64_t claimed;			   /* escalations an agent took */
 	double wait_p50_s, wait_p90_s, wait_max_s; /* escalation -> claim */
-	int64_t ratings;              /* satisfaction ratings given */
-	double rating_avg;            /* their mean (1..5), 0 when none */
+	int64_t ratings;			   /* satisfaction ratings given */
+	double rating_avg;			   /* their mean (1..5), 0 when none */
 	size_t n_intents, n_unmatched;
 	store_stat_row intents[20];   /* most asked intents, most first */
 	store_stat_row unmatched[20]; /* most frequent unmatched texts, most first */

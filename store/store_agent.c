@@ -21,8 +21,8 @@ int store_agent_add(store *s, const char *name, const char *role, const char *pw
 		return store_failf(s, STORE_ERR, "role must be agent or admin");
 	if (!pwhash || !*pwhash || strlen(pwhash) >= sizeof(((store_agent *)0)->pwhash))
 		return store_failf(s, STORE_ERR, "bad password hash");
-	sqlite3_stmt *st = store_stmt(s, STMT_AGENT_INSERT,
-				      "INSERT INTO agents (name, role, pwhash, created_ms) VALUES (?, ?, ?, ?)");
+	sqlite3_stmt *st =
+	    store_stmt(s, STMT_AGENT_INSERT, "INSERT INTO agents (name, role, pwhash, created_ms) VALUES (?, ?, ?, ?)");
 	if (!st)
 		return STORE_ERR;
 	store_bind_text(st, 1, name);
@@ -202,8 +202,9 @@ int store_session_delete(store *s, const unsigned char token_hash[32])
 int store_audit_insert(store *s, const char *who, const char *what, const char *object, const char *detail,
 		       int64_t now_ms)
 {
-	sqlite3_stmt *st = store_stmt(s, STMT_AUDIT_INSERT,
-				      "INSERT INTO audit (at_ms, who, what, object, detail) VALUES (?, ?, ?, coalesce(?, ''), ?)");
+	sqlite3_stmt *st =
+	    store_stmt(s, STMT_AUDIT_INSERT,
+		       "INSERT INTO audit (at_ms, who, what, object, detail) VALUES (?, ?, ?, coalesce(?, ''), ?)");
 	if (!st)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, now_ms);

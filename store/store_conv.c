@@ -55,9 +55,10 @@ static int conv_one(store *s, sqlite3_stmt *st, store_conv *c)
 
 int store_conv_find(store *s, const char *channel, const char *address, store_conv *c)
 {
-	sqlite3_stmt *st = store_stmt(s, STMT_CONV_FIND,
-				      "SELECT " STORE_CONV_COLS " FROM contacts k JOIN conversations c ON c.contact_id = k.id"
-				      " WHERE k.channel = ? AND k.address = ? AND c.state <> 'closed'");
+	sqlite3_stmt *st =
+	    store_stmt(s, STMT_CONV_FIND,
+		       "SELECT " STORE_CONV_COLS " FROM contacts k JOIN conversations c ON c.contact_id = k.id"
+		       " WHERE k.channel = ? AND k.address = ? AND c.state <> 'closed'");
 	if (!st)
 		return STORE_ERR;
 	store_bind_text(st, 1, channel);
@@ -67,9 +68,10 @@ int store_conv_find(store *s, const char *channel, const char *address, store_co
 
 int store_conv_get(store *s, int64_t id, store_conv *c)
 {
-	sqlite3_stmt *st = store_stmt(s, STMT_CONV_GET,
-				      "SELECT " STORE_CONV_COLS " FROM conversations c JOIN contacts k ON k.id = c.contact_id"
-				      " WHERE c.id = ?");
+	sqlite3_stmt *st =
+	    store_stmt(s, STMT_CONV_GET,
+		       "SELECT " STORE_CONV_COLS " FROM conversations c JOIN contacts k ON k.id = c.contact_id"
+		       " WHERE c.id = ?");
 	if (!st)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, id);
@@ -85,9 +87,10 @@ int store_queue_list(store *s, size_t max, store_conv **convs, size_t *n)
 	store_conv *v = calloc(max, sizeof *v);
 	if (!v)
 		return store_failf(s, STORE_ERR, "out of memory");
-	sqlite3_stmt *st = store_stmt(s, STMT_QUEUE_LIST,
-				      "SELECT " STORE_CONV_COLS " FROM conversations c JOIN contacts k ON k.id = c.contact_id"
-				      " WHERE c.state = 'queued' ORDER BY c.escalated_ms, c.id LIMIT ?");
+	sqlite3_stmt *st =
+	    store_stmt(s, STMT_QUEUE_LIST,
+		       "SELECT " STORE_CONV_COLS " FROM conversations c JOIN contacts k ON k.id = c.contact_id"
+		       " WHERE c.state = 'queued' ORDER BY c.escalated_ms, c.id LIMIT ?");
 	if (!st) {
 		free(v);
 		return STORE_ERR;
@@ -132,15 +135,14 @@ static int lost(store *s, int64_t id)
 	int e = conv_exists(s, id);
 	if (e < 0)
 		return e;
-	return e ? store_failf(s, STORE_ERR_CONFLICT, "conversation %lld is not in that state or agent",
-			       (long long)id)
+	return e ? store_failf(s, STORE_ERR_CONFLICT, "conversation %lld is not in that state or agent", (long long)id)
 		 : store_failf(s, STORE_ERR_NOTFOUND, "no conversation %lld", (long long)id);
 }
 
 /* Runs the bound conditional UPDATE st and, when it changed one row, the audit
  * row, all in one transaction. */
-static int conditional(store *s, sqlite3_stmt *st, int64_t id, const char *who, const char *what,
-		       const char *detail, int64_t now_ms)
+static int conditional(store *s, sqlite3_stmt *st, int64_t id, const char *who, const char *what, const char *detail,
+		       int64_t now_ms)
 {
 	char object[32];
 	snprintf(object, sizeof object, "conversation:%lld", (long long)id);
@@ -191,8 +193,9 @@ int store_conv_claim(store *s, int64_t conversation_id, const char *agent, int64
 		rc = lost(s, conversation_id);
 		goto fail;
 	}
-	st = store_stmt(s, STMT_ESC_CLAIM,
-			"UPDATE escalations SET claimed_ms = ?, agent = ? WHERE conversation_id = ? AND claimed_ms = 0");
+	st =
+	    store_stmt(s, STMT_ESC_CLAIM,
+		       "UPDATE escalations SET claimed_ms = ?, agent = ? WHERE conversation_id = ? AND claimed_ms = 0");
 	if (!st) {
 		rc = STORE_ERR;
 		goto fail;
@@ -214,10 +217,11 @@ fail:
 
 int store_conv_resolve(store *s, int64_t conversation_id, const char *agent, int64_t now_ms)
 {
-	sqlite3_stmt *st = store_stmt(s, STMT_CONV_RESOLVE,
-				      "UPDATE conversations SET state = 'bot', agent = '', escalated_ms = 0, claimed_ms = 0,"
-				      " context = '', fallbacks = 0, menu = ''"
-				      " WHERE id = ? AND state = 'assigned' AND agent = ?");
+	sqlite3_stmt *st =
+	    store_stmt(s, STMT_CONV_RESOLVE,
+		       "UPDATE conversations SET state = 'bot', agent = '', escalated_ms = 0, claimed_ms = 0,"
+		       " context = '', fallbacks = 0, menu = ''"
+		       " WHERE id = ? AND state = 'assigned' AND agent = ?");
 	if (!st)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, conversation_id);
@@ -225,8 +229,7 @@ int store_conv_resolve(store *s, int64_t conversation_id, const char *agent, int
 	return conditional(s, st, conversation_id, agent ? agent : "", "resolve", NULL, now_ms);
 }
 
-int store_conv_transfer(store *s, int64_t conversation_id, const char *from_agent, const char *to_agent,
-			int64_t now_ms)
+int store_conv_transfer(store *s, int64_t conversation_id, const char *from_agent, const char *to_agent, int64_t now_ms)
 {
 	if (!to_agent || !*to_agent)
 		return store_failf(s, STORE_ERR, "transfer without a target agent");
@@ -285,8 +288,8 @@ int store_rating_add(store *s, int64_t conversation_id, int rating, int64_t now_
 		rc = e < 0 ? e : store_failf(s, STORE_ERR_NOTFOUND, "no conversation %lld", (long long)conversation_id);
 		goto fail;
 	}
-	sqlite3_stmt *st = store_stmt(s, STMT_RATING_INSERT,
-				      "INSERT INTO ratings (conversation_id, rating, at_ms) VALUES (?, ?, ?)");
+	sqlite3_stmt *st =
+	    store_stmt(s, STMT_RATING_INSERT, "INSERT INTO ratings (conversation_id, rating, at_ms) VALUES (?, ?, ?)");
 	if (!st) {
 		rc = STORE_ERR;
 		goto fail;

@@ -23,10 +23,10 @@
 
 /* Both directions go through this one statement. */
 static const char msg_insert_sql[] =
-	"INSERT INTO messages (conversation_id, direction, channel, provider_id, author, kind, text, payload,"
-	" button, media_id, media_type, intent, fallback, actions, status, at_ms)"
-	" VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, 'text'), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-	" ?15, ?16)";
+    "INSERT INTO messages (conversation_id, direction, channel, provider_id, author, kind, text, payload,"
+    " button, media_id, media_type, intent, fallback, actions, status, at_ms)"
+    " VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, 'text'), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
+    " ?15, ?16)";
 
 /* Loads the contact of (channel, address) and its open conversation into *c,
  * creating whichever is missing (a new conversation starts in bot mode with an
@@ -102,8 +102,8 @@ static int seen_before(store *s, const store_inbound *in)
 {
 	if (!in->provider_id)
 		return 0;
-	sqlite3_stmt *st = store_stmt(s, STMT_IN_DUP,
-				      "SELECT 1 FROM messages WHERE direction = 'in' AND channel = ? AND provider_id = ?");
+	sqlite3_stmt *st = store_stmt(
+	    s, STMT_IN_DUP, "SELECT 1 FROM messages WHERE direction = 'in' AND channel = ? AND provider_id = ?");
 	if (!st)
 		return STORE_ERR;
 	store_bind_text(st, 1, in->channel);
@@ -114,8 +114,7 @@ static int seen_before(store *s, const store_inbound *in)
 	return out;
 }
 
-static int insert_inbound(store *s, const store_inbound *in, const store_decision *d, int64_t conv_id,
-			  int64_t *id)
+static int insert_inbound(store *s, const store_inbound *in, const store_decision *d, int64_t conv_id, int64_t *id)
 {
 	sqlite3_stmt *st = store_stmt(s, STMT_MSG_INSERT, msg_insert_sql);
 	if (!st)
@@ -148,8 +147,8 @@ static int insert_inbound(store *s, const store_inbound *in, const store_decisio
 	return out;
 }
 
-int store_out_insert(store *s, int64_t conversation_id, const char *channel, const char *author,
-		     const char *intent, const store_out *o, int64_t now_ms, int64_t *out_id)
+int store_out_insert(store *s, int64_t conversation_id, const char *channel, const char *author, const char *intent,
+		     const store_out *o, int64_t now_ms, int64_t *out_id)
 {
 	const char *status = o->sandboxed ? "sandboxed" : o->queue ? "queued" : "delivered";
 	sqlite3_stmt *st = store_stmt(s, STMT_MSG_INSERT, msg_insert_sql);
@@ -247,9 +246,10 @@ static int apply_state(store *s, const store_inbound *in, const store_conv *befo
 	sqlite3_stmt *st;
 	if (next->mode == before->bot.mode && escalated == before->escalated_ms && claimed == before->claimed_ms &&
 	    strcmp(agent, before->agent) == 0) {
-		st = store_stmt(s, STMT_CONV_UPDATE_BOT,
-				"UPDATE conversations SET context = ?1, fallbacks = ?2, menu = ?3, last_inbound_ms = ?4,"
-				" rate_window_ms = ?5, rate_count = ?6 WHERE id = ?7");
+		st =
+		    store_stmt(s, STMT_CONV_UPDATE_BOT,
+			       "UPDATE conversations SET context = ?1, fallbacks = ?2, menu = ?3, last_inbound_ms = ?4,"
+			       " rate_window_ms = ?5, rate_count = ?6 WHERE id = ?7");
 		if (!st)
 			return STORE_ERR;
 		store_bind_text(st, 1, next->context);

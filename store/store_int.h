@@ -87,8 +87,8 @@ struct store {
 	int readonly;
 	char path[4096];
 	char err[512];
-	int busy_timeout_ms;    /* how long a write waits for the lock in all */
-	int64_t busy_start_us;  /* when the current wait began (store_busy_cb) */
+	int busy_timeout_ms;   /* how long a write waits for the lock in all */
+	int64_t busy_start_us; /* when the current wait began (store_busy_cb) */
 	/* store_inbound_batch's decisions, so a batch run twice decides once */
 	store_decision *dec;
 	unsigned char *dec_state;
@@ -137,9 +137,9 @@ int store_sp_batch(store *s, int op);
 
 /* The conversation columns every query that fills a store_conv selects, in the
  * order store_conv_from_row reads them (c = conversations, k = contacts). */
-#define STORE_CONV_COLS                                                                                           \
-	"c.id, c.contact_id, k.channel, k.address, k.display_name, c.state, k.lang, c.context, c.fallbacks, "     \
-	"k.opted_out, c.menu, c.agent, c.created_ms, c.last_inbound_ms, c.escalated_ms, c.claimed_ms, "           \
+#define STORE_CONV_COLS                                                                                                \
+	"c.id, c.contact_id, k.channel, k.address, k.display_name, c.state, k.lang, c.context, c.fallbacks, "          \
+	"k.opted_out, c.menu, c.agent, c.created_ms, c.last_inbound_ms, c.escalated_ms, c.claimed_ms, "                \
 	"c.rate_window_ms, c.rate_count"
 void store_conv_from_row(sqlite3_stmt *st, store_conv *c);
 
@@ -148,8 +148,8 @@ int store_audit_insert(store *s, const char *who, const char *what, const char *
 		       int64_t now_ms);
 /* Inserts an outbound message (and its outbox row when out->queue and not
  * sandboxed) inside the caller's transaction. */
-int store_out_insert(store *s, int64_t conversation_id, const char *channel, const char *author,
-		     const char *intent, const store_out *out, int64_t now_ms, int64_t *out_id);
+int store_out_insert(store *s, int64_t conversation_id, const char *channel, const char *author, const char *intent,
+		     const store_out *out, int64_t now_ms, int64_t *out_id);
 /* Appends one delivery-status history row inside the caller's transaction. */
 int store_status_insert(store *s, int64_t message_id, const char *status, const char *error, int64_t at_ms);
 

@@ -11,8 +11,8 @@
 
 int store_status_insert(store *s, int64_t message_id, const char *status, const char *error, int64_t at_ms)
 {
-	sqlite3_stmt *st = store_stmt(s, STMT_STATUS_INSERT,
-				      "INSERT INTO message_status (message_id, status, error, at_ms) VALUES (?, ?, ?, ?)");
+	sqlite3_stmt *st = store_stmt(
+	    s, STMT_STATUS_INSERT, "INSERT INTO message_status (message_id, status, error, at_ms) VALUES (?, ?, ?, ?)");
 	if (!st)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, message_id);
@@ -43,8 +43,9 @@ int store_msg_status(store *s, const char *channel, const char *provider_id, con
 	int rc = store_tx_begin(s);
 	if (rc != STORE_OK)
 		return rc;
-	sqlite3_stmt *st = store_stmt(s, STMT_MSG_BY_PROVIDER,
-				      "SELECT id, status FROM messages WHERE direction = 'out' AND channel = ? AND provider_id = ?");
+	sqlite3_stmt *st =
+	    store_stmt(s, STMT_MSG_BY_PROVIDER,
+		       "SELECT id, status FROM messages WHERE direction = 'out' AND channel = ? AND provider_id = ?");
 	if (!st) {
 		rc = STORE_ERR;
 		goto fail;
@@ -96,9 +97,10 @@ int store_msgs_since(store *s, int64_t conversation_id, int64_t after_id, size_t
 	*n = 0;
 	if (max == 0)
 		return STORE_OK;
-	sqlite3_stmt *st = store_stmt(s, STMT_MSGS_SINCE,
-				      "SELECT id, conversation_id, direction, author, text, payload, intent, fallback, status,"
-				      " at_ms FROM messages WHERE conversation_id = ? AND id > ? ORDER BY id LIMIT ?");
+	sqlite3_stmt *st =
+	    store_stmt(s, STMT_MSGS_SINCE,
+		       "SELECT id, conversation_id, direction, author, text, payload, intent, fallback, status,"
+		       " at_ms FROM messages WHERE conversation_id = ? AND id > ? ORDER BY id LIMIT ?");
 	if (!st)
 		return STORE_ERR;
 	size_t cap = max < 64 ? max : 64, k = 0;

@@ -14,8 +14,7 @@
 
 #include "store/store_int.h"
 
-int store_outbox_lease(store *s, int64_t now_ms, int64_t lease_ms, size_t max, store_outbox_item **items,
-		       size_t *n)
+int store_outbox_lease(store *s, int64_t now_ms, int64_t lease_ms, size_t max, store_outbox_item **items, size_t *n)
 {
 	*items = NULL;
 	*n = 0;
@@ -29,16 +28,16 @@ int store_outbox_lease(store *s, int64_t now_ms, int64_t lease_ms, size_t max, s
 	int rc = store_tx_begin(s);
 	if (rc != STORE_OK)
 		goto out;
-	sqlite3_stmt *st = store_stmt(
-		s, STMT_OUTBOX_DUE,
-		"SELECT o.message_id, o.conversation_id, k.channel, k.address, m.text, m.payload, o.attempts,"
-		" o.created_ms, c.last_inbound_ms"
-		" FROM outbox o JOIN messages m ON m.id = o.message_id"
-		" JOIN conversations c ON c.id = o.conversation_id JOIN contacts k ON k.id = c.contact_id"
-		" WHERE o.dead = 0 AND o.next_attempt_ms <= ?1 AND o.lease_until_ms <= ?1"
-		" AND NOT EXISTS (SELECT 1 FROM outbox o2 WHERE o2.conversation_id = o.conversation_id"
-		"  AND o2.dead = 0 AND o2.message_id < o.message_id)"
-		" ORDER BY o.next_attempt_ms, o.message_id LIMIT ?2");
+	sqlite3_stmt *st =
+	    store_stmt(s, STMT_OUTBOX_DUE,
+		       "SELECT o.message_id, o.conversation_id, k.channel, k.address, m.text, m.payload, o.attempts,"
+		       " o.created_ms, c.last_inbound_ms"
+		       " FROM outbox o JOIN messages m ON m.id = o.message_id"
+		       " JOIN conversations c ON c.id = o.conversation_id JOIN contacts k ON k.id = c.contact_id"
+		       " WHERE o.dead = 0 AND o.next_attempt_ms <= ?1 AND o.lease_until_ms <= ?1"
+		       " AND NOT EXISTS (SELECT 1 FROM outbox o2 WHERE o2.conversation_id = o.conversation_id"
+		       "  AND o2.dead = 0 AND o2.message_id < o.message_id)"
+		       " ORDER BY o.next_attempt_ms, o.message_id LIMIT ?2");
 	if (!st) {
 		rc = STORE_ERR;
 		goto fail;
@@ -123,8 +122,8 @@ static int exec_msg(store *s, sqlite3_stmt *st, int64_t id)
 
 static int valid_fail_status(const char *status)
 {
-	return status && (strcmp(status, "failed") == 0 || strcmp(status, "dead") == 0 ||
-			  strcmp(status, "window_closed") == 0);
+	return status &&
+	       (strcmp(status, "failed") == 0 || strcmp(status, "dead") == 0 || strcmp(status, "window_closed") == 0);
 }
 
 /* Each of these records one outcome inside the caller's transaction. The
@@ -139,7 +138,8 @@ static int sent_one(store *s, int64_t id, const char *provider_id, int64_t now_m
 	int rc = exec_one(s, st, id);
 	if (rc != STORE_OK)
 		return rc;
-	st = store_stmt(s, STMT_MSG_SENT, "UPDATE messages SET status = 'sent', provider_id = ?, error = NULL WHERE id = ?");
+	st = store_stmt(s, STMT_MSG_SENT,
+			"UPDATE messages SET status = 'sent', provider_id = ?, error = NULL WHERE id = ?");
 	if (!st)
 		return STORE_ERR;
 	store_bind_text(st, 1, provider_id);
@@ -164,9 +164,10 @@ static int retry_one(store *s, int64_t id, int64_t next_ms, const char *error)
 
 static int fail_one(store *s, int64_t id, const char *status, const char *error, int64_t now_ms)
 {
-	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_DEAD,
-				      "UPDATE outbox SET dead = 1, attempts = attempts + 1, last_error = ?, lease_until_ms = 0"
-				      " WHERE message_id = ? AND dead = 0");
+	sqlite3_stmt *st =
+	    store_stmt(s, STMT_OUTBOX_DEAD,
+		       "UPDATE outbox SET dead = 1, attempts = attempts + 1, last_error = ?, lease_until_ms = 0"
+		       " WHERE message_id = ? AND dead = 0");
 	if (!st)
 		return STORE_ERR;
 	store_bind_text(st, 1, error);
@@ -233,9 +234,9 @@ int store_outbox_results(store *s, const store_outbox_result *v, size_t n, int64
 			break;
 		case STORE_OUTBOX_FAIL:
 			one = valid_fail_status(r->status)
-				      ? fail_one(s, r->id, r->status, r->error, now_ms)
-				      : store_failf(s, STORE_ERR_CONFLICT,
-						    "outbox failure status must be failed, dead or window_closed");
+				  ? fail_one(s, r->id, r->status, r->error, now_ms)
+				  : store_failf(s, STORE_ERR_CONFLICT,
+						"outbox failure status must be failed, dead or window_closed");
 			break;
 		default:
 			one = store_failf(s, STORE_ERR_CONFLICT, "unknown outbox outcome %d", r->outcome);

@@ -319,8 +319,8 @@ store *store_open(const store_opts *o, char *err, size_t errlen)
 		fd = -1;
 	}
 	pthread_once(&store_global_once, store_global_init);
-	int flags = (o->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX |
-		    SQLITE_OPEN_EXRESCODE;
+	int flags =
+	    (o->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
 	int rc = sqlite3_open_v2(o->path, &s->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", o->path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));

@@ -11,8 +11,7 @@
 
 #include "store/store_int.h"
 
-static int top_rows(store *s, sqlite3_stmt *st, int64_t from_ms, int64_t to_ms, store_stat_row *rows,
-		    size_t *n)
+static int top_rows(store *s, sqlite3_stmt *st, int64_t from_ms, int64_t to_ms, store_stat_row *rows, size_t *n)
 {
 	sqlite3_bind_int64(st, 1, from_ms);
 	sqlite3_bind_int64(st, 2, to_ms);
@@ -81,14 +80,14 @@ out:
 static int collect(store *s, int64_t from_ms, int64_t to_ms, store_stats *out)
 {
 	sqlite3_stmt *st = store_stmt(
-		s, STMT_STATS_COUNTS,
-		"SELECT"
-		" (SELECT count(*) FROM messages WHERE direction = 'in' AND at_ms >= ?1 AND at_ms < ?2),"
-		" (SELECT count(*) FROM messages WHERE direction = 'out' AND at_ms >= ?1 AND at_ms < ?2),"
-		" (SELECT count(*) FROM messages WHERE direction = 'in' AND fallback = 1 AND at_ms >= ?1 AND at_ms < ?2),"
-		" (SELECT count(DISTINCT conversation_id) FROM messages"
-		"   WHERE direction = 'in' AND at_ms >= ?1 AND at_ms < ?2),"
-		" (SELECT count(*) FROM outbox WHERE dead = 1 AND created_ms >= ?1 AND created_ms < ?2)");
+	    s, STMT_STATS_COUNTS,
+	    "SELECT"
+	    " (SELECT count(*) FROM messages WHERE direction = 'in' AND at_ms >= ?1 AND at_ms < ?2),"
+	    " (SELECT count(*) FROM messages WHERE direction = 'out' AND at_ms >= ?1 AND at_ms < ?2),"
+	    " (SELECT count(*) FROM messages WHERE direction = 'in' AND fallback = 1 AND at_ms >= ?1 AND at_ms < ?2),"
+	    " (SELECT count(DISTINCT conversation_id) FROM messages"
+	    "   WHERE direction = 'in' AND at_ms >= ?1 AND at_ms < ?2),"
+	    " (SELECT count(*) FROM outbox WHERE dead = 1 AND created_ms >= ?1 AND created_ms < ?2)");
 	if (!st)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, from_ms);

@@ -67,8 +67,8 @@ static double run(const char *dir, int full, size_t batch, size_t total)
 	}
 	store_inbound *in = calloc(batch, sizeof *in);
 	store_inbound_result *res = calloc(batch, sizeof *res);
-	char (*pid)[32] = calloc(batch, sizeof *pid);
-	char (*addr)[32] = calloc(batch, sizeof *addr);
+	char(*pid)[32] = calloc(batch, sizeof *pid);
+	char(*addr)[32] = calloc(batch, sizeof *addr);
 	double rate = -1;
 	if (!in || !res || !pid || !addr)
 		goto out;
@@ -81,8 +81,11 @@ static double run(const char *dir, int full, size_t batch, size_t total)
 				snprintf(addr[i], sizeof addr[i], "6281%08zu", (k * 7919) % (size_t)contacts);
 			else
 				snprintf(addr[i], sizeof addr[i], "6281%09zu", k / 4);
-			in[i] = (store_inbound){.channel = "whatsapp", .address = addr[i], .provider_id = pid[i],
-						.kind = "text", .text = "jam buka kantor hari ini?",
+			in[i] = (store_inbound){.channel = "whatsapp",
+						.address = addr[i],
+						.provider_id = pid[i],
+						.kind = "text",
+						.text = "jam buka kantor hari ini?",
 						.at_ms = 1700000000000LL + (int64_t)k};
 		}
 		int rc = store_inbound_batch(s, in, batch, decide, NULL, res);
@@ -125,7 +128,9 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc)
 			only_sync = strcmp(argv[++i], "FULL") == 0;
 		else {
-			fprintf(stderr, "usage: bench_store [-d DIR] [-n MESSAGES] [-b BATCH] [-s FULL|NORMAL] [-c CONTACTS]\n");
+			fprintf(
+			    stderr,
+			    "usage: bench_store [-d DIR] [-n MESSAGES] [-b BATCH] [-s FULL|NORMAL] [-c CONTACTS]\n");
 			return 2;
 		}
 	}
@@ -148,8 +153,8 @@ int main(int argc, char **argv)
 				if ((r[k] = run(dir, full, batches[b], n)) < 0)
 					return 1;
 			qsort(r, RUNS, sizeof r[0], cmp);
-			printf("%-12s %-10zu %10zu %14.0f %12.0f\n", full ? "FULL" : "NORMAL", batches[b], n, r[RUNS / 2],
-			       r[RUNS / 2] / (double)batches[b]);
+			printf("%-12s %-10zu %10zu %14.0f %12.0f\n", full ? "FULL" : "NORMAL", batches[b], n,
+			       r[RUNS / 2], r[RUNS / 2] / (double)batches[b]);
 			fflush(stdout);
 		}
 	}

@@ -10,111 +10,111 @@
 #include "tests/bot/test_util.h"
 
 static const char pack_yaml[] =
-	"- form: umum\n"
-	"  title: {id: Formulir pendaftaran, en: Registration form}\n"
-	"  url: '{office.forms_url}'\n"
-	"- form: pbg\n"
-	"  title: {id: Formulir PBG, en: PBG form}\n"
-	"  url: 'http://example.test/pbg.pdf'\n"
-	"- intent: kontak\n"
-	"  title: {id: Kontak, en: Contact}\n"
-	"  match:\n"
-	"    id: ['\\bkontak\\b', '\\bnomor\\s+(telepon|telp|hp)\\b']\n"
-	"    en: ['\\bcontact\\b', '\\bphone\\s+number\\b']\n"
-	"  examples: [kontak kantor, minta nomor telepon, contact please, what is your phone number, kontak dong]\n"
-	"  not_examples: [terima kasih, halo]\n"
-	"  reply:\n"
-	"    id: |\n"
-	"      Telepon {office.phone}\n"
-	"      Email: {office.email}\n"
-	"      Kantor {office.name}\n"
-	"    en: |\n"
-	"      Call {office.phone}\n"
-	"- intent: izin\n"
-	"  title: {id: Izin, en: Permits}\n"
-	"  match:\n"
-	"    id: ['\\b(izin|ijin)\\b']\n"
-	"    en: ['\\bpermits?\\b']\n"
-	"  examples: [mau urus izin, ijin usaha gmn, how to get a permit, permit please, izin bangunan]\n"
-	"  not_examples: [halo, terima kasih]\n"
-	"  reply:\n"
-	"    id: Pengajuan izin sekarang online.\n"
-	"    en: Permit applications are online now.\n"
-	"  buttons: [formulir, kontak]\n"
-	"- intent: petugas\n"
-	"  title: {id: Petugas, en: Agent}\n"
-	"  priority: 10\n"
-	"  match:\n"
-	"    id: ['\\b(petugas|operator|admin)\\b']\n"
-	"    en: ['\\b(human|agent|person)\\b']\n"
-	"  examples: [mau bicara dengan petugas soal izin, operator dong, talk to a human, agent please, admin]\n"
-	"  not_examples: [halo, izin]\n"
-	"  reply:\n"
-	"    id: Baik, kami sambungkan ke petugas.\n"
-	"    en: OK, a person will answer.\n"
-	"  action: escalate\n"
-	"- intent: formulir\n"
-	"  title: {id: Formulir, en: Forms}\n"
-	"  priority: 5\n"
-	"  match:\n"
-	"    id: ['\\b(formulir|form|blanko)\\b']\n"
-	"    en: ['\\bforms?\\b']\n"
-	"  examples: [formulir izin dimana, minta blanko, form nya mana, where are the forms, download form]\n"
-	"  not_examples: [halo, kontak]\n"
-	"  reply:\n"
-	"    id: |\n"
-	"      Formulir ada di {office.forms_url}. Formulir mana yang Anda perlukan? Ketik PBG atau umum.\n"
-	"      {forms.list}\n"
-	"    en: Forms are at {office.forms_url}. Which one? Type PBG or general.\n"
-	"  sets: pilih_formulir\n"
-	"- intent: formulir_pbg\n"
-	"  when: pilih_formulir\n"
-	"  match:\n"
-	"    id: ['\\bpbg\\b']\n"
-	"  examples: [pbg, yang pbg, PBG saja, formulir pbg, pbg ya]\n"
-	"  not_examples: [umum, halo]\n"
-	"  reply:\n"
-	"    id: 'Ini {form.title}: {form.url}'\n"
-	"    en: 'Here is the {form.title}: {form.url}'\n"
-	"  action: send_form:pbg\n"
-	"- intent: formulir_umum\n"
-	"  when: pilih_formulir\n"
-	"  match:\n"
-	"    id: ['\\bumum\\b']\n"
-	"    en: ['\\bgeneral\\b']\n"
-	"  examples: [umum, yang umum, general, umum saja, formulir umum]\n"
-	"  not_examples: [pbg, halo]\n"
-	"  reply: 'Ini {form.title}: {form.url}'\n"
-	"  action: send_form:umum\n"
-	"- intent: english\n"
-	"  match:\n"
-	"    id: ['^\\s*(english|inggris)\\s*$']\n"
-	"  examples: [english, English, inggris, ' english ', ENGLISH]\n"
-	"  not_examples: [halo, english form please]\n"
-	"  reply:\n"
-	"    id: Bahasa diganti ke Inggris.\n"
-	"    en: Switched to English.\n"
-	"  action: set_language:en\n"
-	"- intent: berhenti\n"
-	"  match:\n"
-	"    id: ['^\\s*(stop|berhenti)\\s*$']\n"
-	"  examples: [stop, STOP, berhenti, Berhenti, ' stop']\n"
-	"  not_examples: [jangan berhenti dulu, halo]\n"
-	"  reply: Anda tidak akan menerima pesan lagi. Ketik MULAI untuk kembali.\n"
-	"  action: opt_out\n"
-	"- intent: mulai\n"
-	"  match:\n"
-	"    id: ['^\\s*(start|mulai)\\s*$']\n"
-	"  examples: [start, START, mulai, Mulai, ' mulai']\n"
-	"  not_examples: [mulai kapan, halo]\n"
-	"  reply: Selamat datang kembali.\n"
-	"  action: opt_in\n"
-	"- intent: lambat\n"
-	"  match:\n"
-	"    id: ['^(a+)+$']\n"
-	"  examples: [aaaa]\n"
-	"  not_examples: [halo, aaaab]\n"
-	"  reply: a\n";
+    "- form: umum\n"
+    "  title: {id: Formulir pendaftaran, en: Registration form}\n"
+    "  url: '{office.forms_url}'\n"
+    "- form: pbg\n"
+    "  title: {id: Formulir PBG, en: PBG form}\n"
+    "  url: 'http://example.test/pbg.pdf'\n"
+    "- intent: kontak\n"
+    "  title: {id: Kontak, en: Contact}\n"
+    "  match:\n"
+    "    id: ['\\bkontak\\b', '\\bnomor\\s+(telepon|telp|hp)\\b']\n"
+    "    en: ['\\bcontact\\b', '\\bphone\\s+number\\b']\n"
+    "  examples: [kontak kantor, minta nomor telepon, contact please, what is your phone number, kontak dong]\n"
+    "  not_examples: [terima kasih, halo]\n"
+    "  reply:\n"
+    "    id: |\n"
+    "      Telepon {office.phone}\n"
+    "      Email: {office.email}\n"
+    "      Kantor {office.name}\n"
+    "    en: |\n"
+    "      Call {office.phone}\n"
+    "- intent: izin\n"
+    "  title: {id: Izin, en: Permits}\n"
+    "  match:\n"
+    "    id: ['\\b(izin|ijin)\\b']\n"
+    "    en: ['\\bpermits?\\b']\n"
+    "  examples: [mau urus izin, ijin usaha gmn, how to get a permit, permit please, izin bangunan]\n"
+    "  not_examples: [halo, terima kasih]\n"
+    "  reply:\n"
+    "    id: Pengajuan izin sekarang online.\n"
+    "    en: Permit applications are online now.\n"
+    "  buttons: [formulir, kontak]\n"
+    "- intent: petugas\n"
+    "  title: {id: Petugas, en: Agent}\n"
+    "  priority: 10\n"
+    "  match:\n"
+    "    id: ['\\b(petugas|operator|admin)\\b']\n"
+    "    en: ['\\b(human|agent|person)\\b']\n"
+    "  examples: [mau bicara dengan petugas soal izin, operator dong, talk to a human, agent please, admin]\n"
+    "  not_examples: [halo, izin]\n"
+    "  reply:\n"
+    "    id: Baik, kami sambungkan ke petugas.\n"
+    "    en: OK, a person will answer.\n"
+    "  action: escalate\n"
+    "- intent: formulir\n"
+    "  title: {id: Formulir, en: Forms}\n"
+    "  priority: 5\n"
+    "  match:\n"
+    "    id: ['\\b(formulir|form|blanko)\\b']\n"
+    "    en: ['\\bforms?\\b']\n"
+    "  examples: [formulir izin dimana, minta blanko, form nya mana, where are the forms, download form]\n"
+    "  not_examples: [halo, kontak]\n"
+    "  reply:\n"
+    "    id: |\n"
+    "      Formulir ada di {office.forms_url}. Formulir mana yang Anda perlukan? Ketik PBG atau umum.\n"
+    "      {forms.list}\n"
+    "    en: Forms are at {office.forms_url}. Which one? Type PBG or general.\n"
+    "  sets: pilih_formulir\n"
+    "- intent: formulir_pbg\n"
+    "  when: pilih_formulir\n"
+    "  match:\n"
+    "    id: ['\\bpbg\\b']\n"
+    "  examples: [pbg, yang pbg, PBG saja, formulir pbg, pbg ya]\n"
+    "  not_examples: [umum, halo]\n"
+    "  reply:\n"
+    "    id: 'Ini {form.title}: {form.url}'\n"
+    "    en: 'Here is the {form.title}: {form.url}'\n"
+    "  action: send_form:pbg\n"
+    "- intent: formulir_umum\n"
+    "  when: pilih_formulir\n"
+    "  match:\n"
+    "    id: ['\\bumum\\b']\n"
+    "    en: ['\\bgeneral\\b']\n"
+    "  examples: [umum, yang umum, general, umum saja, formulir umum]\n"
+    "  not_examples: [pbg, halo]\n"
+    "  reply: 'Ini {form.title}: {form.url}'\n"
+    "  action: send_form:umum\n"
+    "- intent: english\n"
+    "  match:\n"
+    "    id: ['^\\s*(english|inggris)\\s*$']\n"
+    "  examples: [english, English, inggris, ' english ', ENGLISH]\n"
+    "  not_examples: [halo, english form please]\n"
+    "  reply:\n"
+    "    id: Bahasa diganti ke Inggris.\n"
+    "    en: Switched to English.\n"
+    "  action: set_language:en\n"
+    "- intent: berhenti\n"
+    "  match:\n"
+    "    id: ['^\\s*(stop|berhenti)\\s*$']\n"
+    "  examples: [stop, STOP, berhenti, Berhenti, ' stop']\n"
+    "  not_examples: [jangan berhenti dulu, halo]\n"
+    "  reply: Anda tidak akan menerima pesan lagi. Ketik MULAI untuk kembali.\n"
+    "  action: opt_out\n"
+    "- intent: mulai\n"
+    "  match:\n"
+    "    id: ['^\\s*(start|mulai)\\s*$']\n"
+    "  examples: [start, START, mulai, Mulai, ' mulai']\n"
+    "  not_examples: [mulai kapan, halo]\n"
+    "  reply: Selamat datang kembali.\n"
+    "  action: opt_in\n"
+    "- intent: lambat\n"
+    "  match:\n"
+    "    id: ['^(a+)+$']\n"
+    "  examples: [aaaa]\n"
+    "  not_examples: [halo, aaaab]\n"
+    "  reply: a\n";
 
 static bot_set *set;
 static bot_scratch *scratch;
@@ -169,12 +169,12 @@ static const struct {
 	bot_mode mode;
 	const char *reply;
 } script[] = {
-	{"priority: escalation words win over izin", "mau bicara dengan petugas soal izin", "petugas", BOT_MODE_QUEUED,
-	 "sambungkan ke petugas"},
-	{"queued: the bot is silent", "izin gmn", NULL, BOT_MODE_QUEUED, NULL},
-	{"queued: opt-out still heard", "STOP", "berhenti", BOT_MODE_QUEUED, "tidak akan menerima"},
-	{"opted out: silent", "kontak", NULL, BOT_MODE_QUEUED, NULL},
-	{"opt-in heard", "mulai", "mulai", BOT_MODE_QUEUED, "Selamat datang kembali"},
+    {"priority: escalation words win over izin", "mau bicara dengan petugas soal izin", "petugas", BOT_MODE_QUEUED,
+     "sambungkan ke petugas"},
+    {"queued: the bot is silent", "izin gmn", NULL, BOT_MODE_QUEUED, NULL},
+    {"queued: opt-out still heard", "STOP", "berhenti", BOT_MODE_QUEUED, "tidak akan menerima"},
+    {"opted out: silent", "kontak", NULL, BOT_MODE_QUEUED, NULL},
+    {"opt-in heard", "mulai", "mulai", BOT_MODE_QUEUED, "Selamat datang kembali"},
 };
 
 static void test_bot_engine_escalation_and_opt_out_script(void **state)
@@ -396,8 +396,13 @@ static void test_bot_engine_catastrophic_pattern_is_bounded(void **state)
 static void test_bot_engine_hostile_input(void **state)
 {
 	static const char *inputs[] = {
-		"\xff\xfe\xfd izin", "izin\xe2\x80\x8b", "\xe2\x80\x8bkontak\xe2\x80\x8b", "", " \t\n ",
-		"\xc0\xaf\xed\xa0\x80", "k\xe2\x80\x8do\xe2\x80\x8cntak",
+	    "\xff\xfe\xfd izin",
+	    "izin\xe2\x80\x8b",
+	    "\xe2\x80\x8bkontak\xe2\x80\x8b",
+	    "",
+	    " \t\n ",
+	    "\xc0\xaf\xed\xa0\x80",
+	    "k\xe2\x80\x8do\xe2\x80\x8cntak",
 	};
 	static const char *want[] = {"izin", "izin", "kontak", NULL, NULL, NULL, "kontak"};
 	char big[20000];
@@ -448,18 +453,18 @@ static void test_bot_state_menu_roundtrip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bot_engine_escalation_and_opt_out_script),
-		cmocka_unit_test(test_bot_engine_context_comes_first),
-		cmocka_unit_test(test_bot_engine_language_follows_pattern),
-		cmocka_unit_test(test_bot_engine_empty_variable_drops_line),
-		cmocka_unit_test(test_bot_engine_menu_numbers_and_buttons),
-		cmocka_unit_test(test_bot_engine_fallback_then_escalation),
-		cmocka_unit_test(test_bot_engine_did_you_mean),
-		cmocka_unit_test(test_bot_engine_assigned_is_silent),
-		cmocka_unit_test(test_bot_engine_media),
-		cmocka_unit_test(test_bot_engine_catastrophic_pattern_is_bounded),
-		cmocka_unit_test(test_bot_engine_hostile_input),
-		cmocka_unit_test(test_bot_state_menu_roundtrip),
+	    cmocka_unit_test(test_bot_engine_escalation_and_opt_out_script),
+	    cmocka_unit_test(test_bot_engine_context_comes_first),
+	    cmocka_unit_test(test_bot_engine_language_follows_pattern),
+	    cmocka_unit_test(test_bot_engine_empty_variable_drops_line),
+	    cmocka_unit_test(test_bot_engine_menu_numbers_and_buttons),
+	    cmocka_unit_test(test_bot_engine_fallback_then_escalation),
+	    cmocka_unit_test(test_bot_engine_did_you_mean),
+	    cmocka_unit_test(test_bot_engine_assigned_is_silent),
+	    cmocka_unit_test(test_bot_engine_media),
+	    cmocka_unit_test(test_bot_engine_catastrophic_pattern_is_bounded),
+	    cmocka_unit_test(test_bot_engine_hostile_input),
+	    cmocka_unit_test(test_bot_state_menu_roundtrip),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

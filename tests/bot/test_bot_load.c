@@ -9,153 +9,152 @@
 #include "tests/bot/test_util.h"
 
 /* A valid intent the fallback menu points to; line 1 of 10-kontak.yaml. */
-static const char kontak_yaml[] =
-	"- intent: kontak\n"
-	"  match:\n"
-	"    id: ['\\bkontak\\b', '\\bnomor\\s+telepon\\b']\n"
-	"    en: ['\\bcontact\\b']\n"
-	"  examples: [kontak kantor, contact number, minta nomor telepon kantor]\n"
-	"  not_examples: [terima kasih]\n"
-	"  reply:\n"
-	"    id: Telepon {office.phone}\n"
-	"    en: Call {office.phone}\n";
+static const char kontak_yaml[] = "- intent: kontak\n"
+				  "  match:\n"
+				  "    id: ['\\bkontak\\b', '\\bnomor\\s+telepon\\b']\n"
+				  "    en: ['\\bcontact\\b']\n"
+				  "  examples: [kontak kantor, contact number, minta nomor telepon kantor]\n"
+				  "  not_examples: [terima kasih]\n"
+				  "  reply:\n"
+				  "    id: Telepon {office.phone}\n"
+				  "    en: Call {office.phone}\n";
 
 static const struct {
 	const char *label;
-	const char *yaml; /* written as 20-case.yaml */
+	const char *yaml;  /* written as 20-case.yaml */
 	const char *where; /* "20-case.yaml:LINE:" expected in the diagnostic */
 	const char *what;  /* expected in the message */
 } cases[] = {
-	{"broken regex",
-	 "- intent: izin\n"
-	 "  match:\n"
-	 "    id:\n"
-	 "      - '(\\bizin'\n"
-	 "  examples: [izin]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply: Izin online.\n",
-	 "20-case.yaml:4:", "does not compile: missing closing parenthesis"},
-	{"unknown key",
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  examples: [izin]\n"
-	 "  not_examples: [halo]\n"
-	 "  replies: Izin online.\n"
-	 "  reply: Izin online.\n",
-	 "20-case.yaml:5:3:", "unknown key \"replies\""},
-	{"reply missing for the default language",
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  examples: [izin]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply:\n"
-	 "    en: Permits are online.\n",
-	 "20-case.yaml:1:", "reply missing for the default language (id)"},
-	{"duplicate intent name",
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  examples: [izin]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply: Izin online.\n"
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bperizinan\\b']}\n"
-	 "  examples: [perizinan]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply: Izin online.\n",
-	 "20-case.yaml:6:", "duplicate intent name (first defined at"},
-	{"button that points nowhere",
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  examples: [izin]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply: Izin online.\n"
-	 "  buttons: [kontak, formulir]\n",
-	 "20-case.yaml:6:", "button \"formulir\" names no intent"},
-	{"send_form that points nowhere",
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  examples: [izin]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply: Izin online.\n"
-	 "  action: send_form:pbg\n",
-	 "20-case.yaml:6:", "send_form:pbg names no form"},
-	{"when that no intent sets",
-	 "- intent: pilih\n"
-	 "  when: menunggu_formulir\n"
-	 "  match: {id: ['\\bpbg\\b']}\n"
-	 "  examples: [pbg]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply: Ini formulirnya.\n",
-	 "20-case.yaml:2:", "no intent ever sets the context \"menunggu_formulir\""},
-	{"unknown template variable",
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  examples: [izin]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply:\n"
-	 "    id: Hubungi {office.fax}\n",
-	 "20-case.yaml:6:", "unknown variable {office.fax}"},
-	{"example that does not reach its intent",
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  examples: [izin, ijin usaha]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply: Izin online.\n",
-	 "20-case.yaml:3:", "example \"ijin usaha\" matches no intent"},
-	{"example taken by another intent",
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  examples: [izin, kontak izin]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply: Izin online.\n",
-	 "20-case.yaml:3:", "example \"kontak izin\" reaches intent kontak instead"},
-	{"not_example that reaches its intent",
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  examples: [izin]\n"
-	 "  not_examples:\n"
-	 "    - halo\n"
-	 "    - izin lewat\n"
-	 "  reply: Izin online.\n",
-	 "20-case.yaml:6:", "not_example \"izin lewat\" reaches this intent"},
-	{"intent fully shadowed by a higher-priority one",
-	 "- intent: izin\n"
-	 "  priority: 5\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  examples: [izin]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply: Izin online.\n"
-	 "- intent: izin_usaha\n"
-	 "  match: {id: ['\\bizin\\s+usaha\\b']}\n"
-	 "  examples: [izin usaha, mau izin usaha]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply: Izin usaha online.\n",
-	 "20-case.yaml:7:", "fully shadowed: every example is taken by higher-ranked intent izin"},
-	{"not valid YAML",
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bizin\\b']\n"
-	 "  reply: x\n",
-	 "20-case.yaml:3:", "not valid YAML"},
-	{"unknown action",
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  examples: [izin]\n"
-	 "  not_examples: [halo]\n"
-	 "  reply: Izin online.\n"
-	 "  action: call_mayor\n",
-	 "20-case.yaml:6:", "unknown action \"call_mayor\""},
-	{"intent without examples",
-	 "- intent: izin\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  not_examples: [halo]\n"
-	 "  reply: Izin online.\n",
-	 "20-case.yaml:1:", "needs examples"},
-	{"bad intent name",
-	 "- intent: Izin Usaha\n"
-	 "  match: {id: ['\\bizin\\b']}\n"
-	 "  examples: [izin]\n"
-	 "  reply: Izin online.\n",
-	 "20-case.yaml:1:11:", "must be lower-case letters"},
+    {"broken regex",
+     "- intent: izin\n"
+     "  match:\n"
+     "    id:\n"
+     "      - '(\\bizin'\n"
+     "  examples: [izin]\n"
+     "  not_examples: [halo]\n"
+     "  reply: Izin online.\n",
+     "20-case.yaml:4:", "does not compile: missing closing parenthesis"},
+    {"unknown key",
+     "- intent: izin\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  examples: [izin]\n"
+     "  not_examples: [halo]\n"
+     "  replies: Izin online.\n"
+     "  reply: Izin online.\n",
+     "20-case.yaml:5:3:", "unknown key \"replies\""},
+    {"reply missing for the default language",
+     "- intent: izin\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  examples: [izin]\n"
+     "  not_examples: [halo]\n"
+     "  reply:\n"
+     "    en: Permits are online.\n",
+     "20-case.yaml:1:", "reply missing for the default language (id)"},
+    {"duplicate intent name",
+     "- intent: izin\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  examples: [izin]\n"
+     "  not_examples: [halo]\n"
+     "  reply: Izin online.\n"
+     "- intent: izin\n"
+     "  match: {id: ['\\bperizinan\\b']}\n"
+     "  examples: [perizinan]\n"
+     "  not_examples: [halo]\n"
+     "  reply: Izin online.\n",
+     "20-case.yaml:6:", "duplicate intent name (first defined at"},
+    {"button that points nowhere",
+     "- intent: izin\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  examples: [izin]\n"
+     "  not_examples: [halo]\n"
+     "  reply: Izin online.\n"
+     "  buttons: [kontak, formulir]\n",
+     "20-case.yaml:6:", "button \"formulir\" names no intent"},
+    {"send_form that points nowhere",
+     "- intent: izin\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  examples: [izin]\n"
+     "  not_examples: [halo]\n"
+     "  reply: Izin online.\n"
+     "  action: send_form:pbg\n",
+     "20-case.yaml:6:", "send_form:pbg names no form"},
+    {"when that no intent sets",
+     "- intent: pilih\n"
+     "  when: menunggu_formulir\n"
+     "  match: {id: ['\\bpbg\\b']}\n"
+     "  examples: [pbg]\n"
+     "  not_examples: [halo]\n"
+     "  reply: Ini formulirnya.\n",
+     "20-case.yaml:2:", "no intent ever sets the context \"menunggu_formulir\""},
+    {"unknown template variable",
+     "- intent: izin\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  examples: [izin]\n"
+     "  not_examples: [halo]\n"
+     "  reply:\n"
+     "    id: Hubungi {office.fax}\n",
+     "20-case.yaml:6:", "unknown variable {office.fax}"},
+    {"example that does not reach its intent",
+     "- intent: izin\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  examples: [izin, ijin usaha]\n"
+     "  not_examples: [halo]\n"
+     "  reply: Izin online.\n",
+     "20-case.yaml:3:", "example \"ijin usaha\" matches no intent"},
+    {"example taken by another intent",
+     "- intent: izin\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  examples: [izin, kontak izin]\n"
+     "  not_examples: [halo]\n"
+     "  reply: Izin online.\n",
+     "20-case.yaml:3:", "example \"kontak izin\" reaches intent kontak instead"},
+    {"not_example that reaches its intent",
+     "- intent: izin\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  examples: [izin]\n"
+     "  not_examples:\n"
+     "    - halo\n"
+     "    - izin lewat\n"
+     "  reply: Izin online.\n",
+     "20-case.yaml:6:", "not_example \"izin lewat\" reaches this intent"},
+    {"intent fully shadowed by a higher-priority one",
+     "- intent: izin\n"
+     "  priority: 5\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  examples: [izin]\n"
+     "  not_examples: [halo]\n"
+     "  reply: Izin online.\n"
+     "- intent: izin_usaha\n"
+     "  match: {id: ['\\bizin\\s+usaha\\b']}\n"
+     "  examples: [izin usaha, mau izin usaha]\n"
+     "  not_examples: [halo]\n"
+     "  reply: Izin usaha online.\n",
+     "20-case.yaml:7:", "fully shadowed: every example is taken by higher-ranked intent izin"},
+    {"not valid YAML",
+     "- intent: izin\n"
+     "  match: {id: ['\\bizin\\b']\n"
+     "  reply: x\n",
+     "20-case.yaml:3:", "not valid YAML"},
+    {"unknown action",
+     "- intent: izin\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  examples: [izin]\n"
+     "  not_examples: [halo]\n"
+     "  reply: Izin online.\n"
+     "  action: call_mayor\n",
+     "20-case.yaml:6:", "unknown action \"call_mayor\""},
+    {"intent without examples",
+     "- intent: izin\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  not_examples: [halo]\n"
+     "  reply: Izin online.\n",
+     "20-case.yaml:1:", "needs examples"},
+    {"bad intent name",
+     "- intent: Izin Usaha\n"
+     "  match: {id: ['\\bizin\\b']}\n"
+     "  examples: [izin]\n"
+     "  reply: Izin online.\n",
+     "20-case.yaml:1:11:", "must be lower-case letters"},
 };
 
 static int find_diag(const bot_diags *d, const char *where, const char *what, char *all, size_t alllen)
@@ -274,11 +273,11 @@ static void test_bot_load_empty_and_missing_dir(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bot_load_reports_each_problem_at_its_line),
-		cmocka_unit_test(test_bot_load_valid_set),
-		cmocka_unit_test(test_bot_load_missing_message),
-		cmocka_unit_test(test_bot_load_every_problem_not_just_the_first),
-		cmocka_unit_test(test_bot_load_empty_and_missing_dir),
+	    cmocka_unit_test(test_bot_load_reports_each_problem_at_its_line),
+	    cmocka_unit_test(test_bot_load_valid_set),
+	    cmocka_unit_test(test_bot_load_missing_message),
+	    cmocka_unit_test(test_bot_load_every_problem_not_just_the_first),
+	    cmocka_unit_test(test_bot_load_empty_and_missing_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,345 +18,346 @@
 /* ---- the corpus: realistic FAQ patterns (id = 100 + index) ---- */
 
 static const char *const corpus[] = {
-	"\\b(tutup|ditutup|buka|dibuka)\\b",                    /* 100 */
-	"\\btatap\\s*muka\\b",                                  /* 101 */
-	"\\b(form(ulir)?|blanko)\\b",                           /* 102 */
-	"\\bijin|izin\\b",                                      /* 103 */
-	"\\bkpn\\b",                                            /* 104 */
-	"verifikasi\\s+lapangan",                               /* 105 */
-	"\\b(hi|halo|hallo|hai)\\b",                            /* 106 */
-	"om\\s*swastyastu",                                     /* 107 */
-	"\\bgmn?a?\\b",                                         /* 108 */
-	"\\bjam\\s*(buka|layanan|kerja|operasional)\\b",        /* 109 */
-	"\\bbuka\\s*jam\\s*berapa\\b",                          /* 110 */
-	"\\b(opening|office|service)\\s*hours?\\b",             /* 111 */
-	"\\bwhat\\s*time\\b",                                   /* 112 */
-	"\\b(pbg|imb)\\b",                                      /* 113 */
-	"\\bpersetujuan\\s+bangunan(\\s+gedung)?\\b",           /* 114 */
-	"\\bsiup\\b|\\bsurat\\s+izin\\s+usaha\\b",              /* 115 */
-	"\\bnib\\b",                                            /* 116 */
-	"\\boss\\b|\\bonline\\s+single\\s+submission\\b",       /* 117 */
-	"\\b(terima\\s*kasih|makasih|thx|thanks?)\\b",          /* 118 */
-	"\\b(syarat|persyaratan)\\b",                           /* 119 */
-	"\\bbiaya|tarif|retribusi\\b",                          /* 120 */
-	"\\b(berapa|brp)\\s+(lama|hari)\\b",                    /* 121 */
-	"\\bstatus\\s+(permohonan|berkas|izin)\\b",             /* 122 */
-	"\\bcek\\s*status\\b",                                  /* 123 */
-	"\\b(alamat|lokasi|dimana|di\\s*mana)\\b",              /* 124 */
-	"\\b(telp|telepon|no\\.?\\s*hp|nomor)\\b",              /* 125 */
-	"\\bemail\\b|\\be-mail\\b",                             /* 126 */
-	"\\b(petugas|operator|admin|cs)\\b",                    /* 127 */
-	"\\b(stop|berhenti|unsubscribe)\\b",                    /* 128 */
-	"^(mulai|start)$",                                      /* 129 */
-	"\\bsertifikat\\s+laik\\s+fungsi|\\bslf\\b",            /* 130 */
-	"\\b(amdal|ukl[\\s-]*upl|sppl)\\b",                     /* 131 */
-	"\\bpkkpr\\b",                                          /* 132 */
-	"\\btanda\\s+daftar\\s+(gudang|usaha\\s+pariwisata)\\b", /* 133 */
-	"\\b[0-9]{16}\\b",                                      /* 134: no literal */
-	"\\b(nik|ktp)\\b",                                      /* 135 */
-	"(?i)izin\\s+reklame",                                  /* 136: inline option */
-	"\\Qa.b\\E",                                            /* 137: \Q..\E */
-	"\\bpendaftaran(?=\\s+online)",                         /* 138 */
-	"(?<!per)izin\\b",                                      /* 139 */
-	"\\b(?:apotek|apotik|toko\\s+obat)\\b",                 /* 140 */
-	"\\bsip(?:a|b)?\\b",                                    /* 141 */
-	"\\b(dokter|bidan|perawat)\\s+praktik\\b",              /* 142 */
-	"[a-z]+@[a-z]+\\.(com|id)\\b",                          /* 143 */
-	"\\bjadwal\\b.*\\bsurvei\\b",                           /* 144 */
-	"\\bsurvei|survey\\b",                                  /* 145 */
-	"\\bkeluhan|komplain|pengaduan\\b",                     /* 146 */
-	"\\blapor(an)?\\b",                                     /* 147 */
-	"\\bmenara\\s+telekomunikasi\\b",                       /* 148 */
-	"\\bbahasa\\s+inggris\\b|\\benglish\\b",                /* 149 */
-	"\\bbahasa\\s+indonesia\\b",                            /* 150 */
-	"\\bwaktu\\s+(proses|penyelesaian)\\b",                 /* 151 */
-	"\\bkk\\b",                                             /* 152 */
-	"\\bok(e|ey|ay)?\\b",                                   /* 153 */
-	"sel(amat)?\\s+(pagi|siang|sore|malam)",                /* 154 */
-	"\\bp+e+r+m+i+s+i+\\b",                                 /* 155 */
-	"\\b(?<name>nomor)\\s+antrian\\b",                      /* 156 */
-	"\\bpak\\b|\\bbu\\b|\\bibu\\b",                         /* 157 */
-	"\\b(izin|ijin)\\s+(usaha|lokasi|gangguan|ho)\\b",      /* 158 */
-	"\\bhow\\s+(do|can)\\s+i\\s+apply\\b",                  /* 159 */
-	"\\bcaf\xc3\xa9\\b",                                    /* 160: non-ASCII */
-	"\\bunduh|download\\b",                                 /* 161 */
-	"\\bk3\\b",                                             /* 162 */
-	"\\bsk\\b",                                             /* 163 */
-	"\\bwhatsapp|wa\\b",                                    /* 164 */
-	"\\b\\w+\\s*kelurahan\\b",                              /* 165 */
-	"x{2,}yz",                                              /* 166 */
-	"[[:alpha:]]+ing\\b",                                   /* 167 */
-	"\\bmasalah(?:\\s+(?:teknis|sistem))?\\b",              /* 168 */
-	"\\bpengambilan\\s+(berkas|sk)\\b",                     /* 169 */
-	"gratis|free|tanpa\\s+biaya",                           /* 170 */
-	"^\\s*\\d+\\s*$",                                       /* 171: no literal */
-	"\\bterima\\s+kasih\\s*\xf0\x9f\x99\x8f",               /* 172: emoji */
-	"\\bkantor\\s+(camat|desa|lurah|bupati)\\b",            /* 173 */
-	"\\bskck\\b|\\bsurat\\s+keterangan\\s+catatan\\s+kepolisian\\b", /* 174 */
-	"\\b(?>ahli|tenaga)\\s+waris\\b",                       /* 175 */
-	"\\bantri(?:an)?\\b",                                   /* 176 */
-	"\\bwhere\\s+is\\s+(your|the)\\s+office\\b",            /* 177 */
-	"\\b(hello|hey|good\\s+(morning|afternoon|evening))\\b", /* 178 */
-	"\\bpermit\\b|\\blicen[cs]e\\b",                        /* 179 */
-	"(?:kepala|)\\s*dinas\\b",                              /* 180: empty alternative */
-	"(?:sekretaris\\s+)?daerah\\b",                         /* 181: optional group */
-	"\\b(?:nomor|no)?\\s*registrasi(?:\\s+ulang)*\\b",       /* 182 */
+    "\\b(tutup|ditutup|buka|dibuka)\\b",			     /* 100 */
+    "\\btatap\\s*muka\\b",					     /* 101 */
+    "\\b(form(ulir)?|blanko)\\b",				     /* 102 */
+    "\\bijin|izin\\b",						     /* 103 */
+    "\\bkpn\\b",						     /* 104 */
+    "verifikasi\\s+lapangan",					     /* 105 */
+    "\\b(hi|halo|hallo|hai)\\b",				     /* 106 */
+    "om\\s*swastyastu",						     /* 107 */
+    "\\bgmn?a?\\b",						     /* 108 */
+    "\\bjam\\s*(buka|layanan|kerja|operasional)\\b",		     /* 109 */
+    "\\bbuka\\s*jam\\s*berapa\\b",				     /* 110 */
+    "\\b(opening|office|service)\\s*hours?\\b",			     /* 111 */
+    "\\bwhat\\s*time\\b",					     /* 112 */
+    "\\b(pbg|imb)\\b",						     /* 113 */
+    "\\bpersetujuan\\s+bangunan(\\s+gedung)?\\b",		     /* 114 */
+    "\\bsiup\\b|\\bsurat\\s+izin\\s+usaha\\b",			     /* 115 */
+    "\\bnib\\b",						     /* 116 */
+    "\\boss\\b|\\bonline\\s+single\\s+submission\\b",		     /* 117 */
+    "\\b(terima\\s*kasih|makasih|thx|thanks?)\\b",		     /* 118 */
+    "\\b(syarat|persyaratan)\\b",				     /* 119 */
+    "\\bbiaya|tarif|retribusi\\b",				     /* 120 */
+    "\\b(berapa|brp)\\s+(lama|hari)\\b",			     /* 121 */
+    "\\bstatus\\s+(permohonan|berkas|izin)\\b",			     /* 122 */
+    "\\bcek\\s*status\\b",					     /* 123 */
+    "\\b(alamat|lokasi|dimana|di\\s*mana)\\b",			     /* 124 */
+    "\\b(telp|telepon|no\\.?\\s*hp|nomor)\\b",			     /* 125 */
+    "\\bemail\\b|\\be-mail\\b",					     /* 126 */
+    "\\b(petugas|operator|admin|cs)\\b",			     /* 127 */
+    "\\b(stop|berhenti|unsubscribe)\\b",			     /* 128 */
+    "^(mulai|start)$",						     /* 129 */
+    "\\bsertifikat\\s+laik\\s+fungsi|\\bslf\\b",		     /* 130 */
+    "\\b(amdal|ukl[\\s-]*upl|sppl)\\b",				     /* 131 */
+    "\\bpkkpr\\b",						     /* 132 */
+    "\\btanda\\s+daftar\\s+(gudang|usaha\\s+pariwisata)\\b",	     /* 133 */
+    "\\b[0-9]{16}\\b",						     /* 134: no literal */
+    "\\b(nik|ktp)\\b",						     /* 135 */
+    "(?i)izin\\s+reklame",					     /* 136: inline option */
+    "\\Qa.b\\E",						     /* 137: \Q..\E */
+    "\\bpendaftaran(?=\\s+online)",				     /* 138 */
+    "(?<!per)izin\\b",						     /* 139 */
+    "\\b(?:apotek|apotik|toko\\s+obat)\\b",			     /* 140 */
+    "\\bsip(?:a|b)?\\b",					     /* 141 */
+    "\\b(dokter|bidan|perawat)\\s+praktik\\b",			     /* 142 */
+    "[a-z]+@[a-z]+\\.(com|id)\\b",				     /* 143 */
+    "\\bjadwal\\b.*\\bsurvei\\b",				     /* 144 */
+    "\\bsurvei|survey\\b",					     /* 145 */
+    "\\bkeluhan|komplain|pengaduan\\b",				     /* 146 */
+    "\\blapor(an)?\\b",						     /* 147 */
+    "\\bmenara\\s+telekomunikasi\\b",				     /* 148 */
+    "\\bbahasa\\s+inggris\\b|\\benglish\\b",			     /* 149 */
+    "\\bbahasa\\s+indonesia\\b",				     /* 150 */
+    "\\bwaktu\\s+(proses|penyelesaian)\\b",			     /* 151 */
+    "\\bkk\\b",							     /* 152 */
+    "\\bok(e|ey|ay)?\\b",					     /* 153 */
+    "sel(amat)?\\s+(pagi|siang|sore|malam)",			     /* 154 */
+    "\\bp+e+r+m+i+s+i+\\b",					     /* 155 */
+    "\\b(?<name>nomor)\\s+antrian\\b",				     /* 156 */
+    "\\bpak\\b|\\bbu\\b|\\bibu\\b",				     /* 157 */
+    "\\b(izin|ijin)\\s+(usaha|lokasi|gangguan|ho)\\b",		     /* 158 */
+    "\\bhow\\s+(do|can)\\s+i\\s+apply\\b",			     /* 159 */
+    "\\bcaf\xc3\xa9\\b",					     /* 160: non-ASCII */
+    "\\bunduh|download\\b",					     /* 161 */
+    "\\bk3\\b",							     /* 162 */
+    "\\bsk\\b",							     /* 163 */
+    "\\bwhatsapp|wa\\b",					     /* 164 */
+    "\\b\\w+\\s*kelurahan\\b",					     /* 165 */
+    "x{2,}yz",							     /* 166 */
+    "[[:alpha:]]+ing\\b",					     /* 167 */
+    "\\bmasalah(?:\\s+(?:teknis|sistem))?\\b",			     /* 168 */
+    "\\bpengambilan\\s+(berkas|sk)\\b",				     /* 169 */
+    "gratis|free|tanpa\\s+biaya",				     /* 170 */
+    "^\\s*\\d+\\s*$",						     /* 171: no literal */
+    "\\bterima\\s+kasih\\s*\xf0\x9f\x99\x8f",			     /* 172: emoji */
+    "\\bkantor\\s+(camat|desa|lurah|bupati)\\b",		     /* 173 */
+    "\\bskck\\b|\\bsurat\\s+keterangan\\s+catatan\\s+kepolisian\\b", /* 174 */
+    "\\b(?>ahli|tenaga)\\s+waris\\b",				     /* 175 */
+    "\\bantri(?:an)?\\b",					     /* 176 */
+    "\\bwhere\\s+is\\s+(your|the)\\s+office\\b",		     /* 177 */
+    "\\b(hello|hey|good\\s+(morning|afternoon|evening))\\b",	     /* 178 */
+    "\\bpermit\\b|\\blicen[cs]e\\b",				     /* 179 */
+    "(?:kepala|)\\s*dinas\\b",					     /* 180: empty alternative */
+    "(?:sekretaris\\s+)?daerah\\b",				     /* 181: optional group */
+    "\\b(?:nomor|no)?\\s*registrasi(?:\\s+ulang)*\\b",		     /* 182 */
 };
 #define NCORPUS (sizeof(corpus) / sizeof(corpus[0]))
 
 /* ---- messages ---- */
 
 static const char *const messages[] = {
-	"",
-	" ",
-	"halo",
-	"Halo kak",
-	"HALO",
-	"hallo min, mau tanya",
-	"hai",
-	"hi there",
-	"Hiya",
-	"om swastyastu",
-	"Om Swastyastu, selamat pagi",
-	"omswastyastu",
-	"selamat pagi",
-	"Selamat siang pak",
-	"sel malam",
-	"selamat malem",
-	"jam buka kantor brp ya",
-	"Jam layanan hari sabtu?",
-	"jamkerja",
-	"buka jam berapa",
-	"kantornya tutup jam berapa?",
-	"apakah hari ini ditutup",
-	"Dibuka kapan ya",
-	"what are your office hours",
-	"Opening hours please",
-	"service hour",
-	"what time do you open",
-	"whattime",
-	"mau tanya tatap muka bisa?",
-	"tatapmuka",
-	"bisa TATAP MUKA",
-	"minta formulir pbg",
-	"form",
-	"formulir",
-	"formul",
-	"blanko permohonan",
-	"platform apa ini",
-	"izin",
-	"IZIN",
-	"Izin usaha bagaimana",
-	"perizinan",
-	"perijinan online",
-	"ijin lokasi",
-	"izinnya",
-	"ijin gangguan ho",
-	"kpn",
-	"KPN",
-	"kpnya",
-	"kpn selesai?",
-	"verifikasi lapangan kapan",
-	"Verifikasi   Lapangan",
-	"verifikasilapangan",
-	"gmn",
-	"gmna",
-	"gma",
-	"gm",
-	"Gimana caranya",
-	"gmn cara daftar nib",
-	"syarat pbg apa saja",
-	"persyaratan imb",
-	"IMB",
-	"imbalan",
-	"persetujuan bangunan gedung",
-	"Persetujuan Bangunan",
-	"siup",
-	"surat izin usaha perdagangan",
-	"nib saya hilang",
-	"NIB",
-	"nibble",
-	"oss error",
-	"OSS",
-	"online single submission",
-	"boss",
-	"terima kasih",
-	"terimakasih",
-	"makasih ya",
-	"thanks",
-	"thank you",
-	"THX",
-	"biaya pbg berapa",
-	"berapa tarif retribusi",
-	"gratis kah",
-	"tanpa biaya?",
-	"free?",
-	"berapa lama prosesnya",
-	"brp hari",
-	"status permohonan saya",
-	"cek status",
-	"cekstatus berkas",
-	"Status izin 12345",
-	"alamat kantor dimana",
-	"di mana lokasinya",
-	"dimana",
-	"nomor telepon kantor",
-	"no hp petugas",
-	"no. hp",
-	"no.hp",
-	"telp",
-	"email kantor",
-	"e-mail",
-	"emailnya apa",
-	"mau bicara dengan petugas",
-	"admin",
-	"cs",
-	"css",
-	"operator tolong",
-	"stop",
-	"STOP",
-	"berhenti",
-	"unsubscribe",
-	"mulai",
-	"MULAI",
-	"mulai lagi",
-	"start",
-	"slf",
-	"sertifikat laik fungsi",
-	"amdal",
-	"ukl-upl",
-	"UKL UPL",
-	"uklupl",
-	"sppl",
-	"pkkpr",
-	"tanda daftar gudang",
-	"tanda daftar usaha pariwisata",
-	"5102030405060708",
-	"nik saya 5102030405060708",
-	"510203040506070",
-	"ktp hilang",
-	"izin reklame",
-	"IZIN REKLAME",
-	"a.b",
-	"A.B",
-	"axb",
-	"pendaftaran online",
-	"pendaftaran offline",
-	"apotek",
-	"apotik",
-	"toko obat",
-	"sip",
-	"sipa",
-	"sipb",
-	"sipc",
-	"dokter praktik",
-	"bidan praktik mandiri",
-	"kirim ke budi@gmail.com",
-	"info@dpmptsp.tabanankab.go.id",
-	"jadwal survei",
-	"jadwal kapan survei lapangan",
-	"survey",
-	"keluhan",
-	"komplain",
-	"mau pengaduan",
-	"lapor",
-	"laporan",
-	"melaporkan",
-	"menara telekomunikasi",
-	"bahasa inggris",
-	"english please",
-	"English",
-	"bahasa indonesia",
-	"waktu proses",
-	"waktu penyelesaian",
-	"kk",
-	"KK",
-	"ok",
-	"oke",
-	"okey",
-	"okay",
-	"okee",
-	"permisi",
-	"ppeerrmmiissii",
-	"PERMISI",
-	"permisii",
-	"nomor antrian",
-	"pak",
-	"bu",
-	"ibu",
-	"bapak ibu",
-	"how do i apply",
-	"How can I apply for a permit",
-	"caf\xc3\xa9",
-	"CAF\xc3\x89",
-	"cafe",
-	"unduh",
-	"download formulir",
-	"k3",
-	"K3",
-	"sk",
-	"sk saya",
-	"whatsapp",
-	"wa",
-	"WA",
-	"kantor kelurahan",
-	"xxyz",
-	"xyz",
-	"xxxxyz",
-	"testing",
-	"waiting",
-	"masalah teknis",
-	"masalah",
-	"pengambilan sk",
-	"pengambilan berkas",
-	"12",
-	" 3 ",
-	"terima kasih \xf0\x9f\x99\x8f",
-	"\xf0\x9f\x99\x8f\xf0\x9f\x99\x8f",
-	"\xf0\x9f\x98\x80 halo",
-	"kantor camat",
-	"kantor bupati tabanan",
-	"skck",
-	"surat keterangan catatan kepolisian",
-	"ahli waris",
-	"tenaga waris",
-	"antri",
-	"antrian",
-	"where is your office",
-	"good morning",
-	"hey",
-	"hello",
-	"license",
-	"licence",
-	"permit",
-	"dinas",
-	"kepala dinas",
-	"Dinas PUPR",
-	"daerah",
-	"sekretaris daerah",
-	"registrasi",
-	"no registrasi ulang",
-	/* Kelvin sign U+212A and long s U+017F: caseless matches of k and s */
-	"\xe2\x84\xaapn",
-	"\xe2\x84\xaa" "3",
-	"\xc5\xbfiup",
-	"\xc5\xbftop",
-	"ca\xc5\xbf",
-	"\xe2\x84\xaa\xe2\x84\xaa",
-	"c\xc5\xbf",
-	"o\xc5\xbf\xc5\xbf",
-	/* other non-ASCII: dotted capital I does not fold to i */
-	"\xc4\xb0zin",
-	"\xc3\xa9t\xc3\xa9 izin",
-	"perizinan \xe2\x80\x94 bagaimana",
-	"  halo   kak  ",
-	"halo\nkak",
-	"izin!!!",
-	"izin?",
-	"(izin)",
-	"izin_usaha",
-	"izin123",
-	"123izin",
+    "",
+    " ",
+    "halo",
+    "Halo kak",
+    "HALO",
+    "hallo min, mau tanya",
+    "hai",
+    "hi there",
+    "Hiya",
+    "om swastyastu",
+    "Om Swastyastu, selamat pagi",
+    "omswastyastu",
+    "selamat pagi",
+    "Selamat siang pak",
+    "sel malam",
+    "selamat malem",
+    "jam buka kantor brp ya",
+    "Jam layanan hari sabtu?",
+    "jamkerja",
+    "buka jam berapa",
+    "kantornya tutup jam berapa?",
+    "apakah hari ini ditutup",
+    "Dibuka kapan ya",
+    "what are your office hours",
+    "Opening hours please",
+    "service hour",
+    "what time do you open",
+    "whattime",
+    "mau tanya tatap muka bisa?",
+    "tatapmuka",
+    "bisa TATAP MUKA",
+    "minta formulir pbg",
+    "form",
+    "formulir",
+    "formul",
+    "blanko permohonan",
+    "platform apa ini",
+    "izin",
+    "IZIN",
+    "Izin usaha bagaimana",
+    "perizinan",
+    "perijinan online",
+    "ijin lokasi",
+    "izinnya",
+    "ijin gangguan ho",
+    "kpn",
+    "KPN",
+    "kpnya",
+    "kpn selesai?",
+    "verifikasi lapangan kapan",
+    "Verifikasi   Lapangan",
+    "verifikasilapangan",
+    "gmn",
+    "gmna",
+    "gma",
+    "gm",
+    "Gimana caranya",
+    "gmn cara daftar nib",
+    "syarat pbg apa saja",
+    "persyaratan imb",
+    "IMB",
+    "imbalan",
+    "persetujuan bangunan gedung",
+    "Persetujuan Bangunan",
+    "siup",
+    "surat izin usaha perdagangan",
+    "nib saya hilang",
+    "NIB",
+    "nibble",
+    "oss error",
+    "OSS",
+    "online single submission",
+    "boss",
+    "terima kasih",
+    "terimakasih",
+    "makasih ya",
+    "thanks",
+    "thank you",
+    "THX",
+    "biaya pbg berapa",
+    "berapa tarif retribusi",
+    "gratis kah",
+    "tanpa biaya?",
+    "free?",
+    "berapa lama prosesnya",
+    "brp hari",
+    "status permohonan saya",
+    "cek status",
+    "cekstatus berkas",
+    "Status izin 12345",
+    "alamat kantor dimana",
+    "di mana lokasinya",
+    "dimana",
+    "nomor telepon kantor",
+    "no hp petugas",
+    "no. hp",
+    "no.hp",
+    "telp",
+    "email kantor",
+    "e-mail",
+    "emailnya apa",
+    "mau bicara dengan petugas",
+    "admin",
+    "cs",
+    "css",
+    "operator tolong",
+    "stop",
+    "STOP",
+    "berhenti",
+    "unsubscribe",
+    "mulai",
+    "MULAI",
+    "mulai lagi",
+    "start",
+    "slf",
+    "sertifikat laik fungsi",
+    "amdal",
+    "ukl-upl",
+    "UKL UPL",
+    "uklupl",
+    "sppl",
+    "pkkpr",
+    "tanda daftar gudang",
+    "tanda daftar usaha pariwisata",
+    "5102030405060708",
+    "nik saya 5102030405060708",
+    "510203040506070",
+    "ktp hilang",
+    "izin reklame",
+    "IZIN REKLAME",
+    "a.b",
+    "A.B",
+    "axb",
+    "pendaftaran online",
+    "pendaftaran offline",
+    "apotek",
+    "apotik",
+    "toko obat",
+    "sip",
+    "sipa",
+    "sipb",
+    "sipc",
+    "dokter praktik",
+    "bidan praktik mandiri",
+    "kirim ke budi@gmail.com",
+    "info@dpmptsp.tabanankab.go.id",
+    "jadwal survei",
+    "jadwal kapan survei lapangan",
+    "survey",
+    "keluhan",
+    "komplain",
+    "mau pengaduan",
+    "lapor",
+    "laporan",
+    "melaporkan",
+    "menara telekomunikasi",
+    "bahasa inggris",
+    "english please",
+    "English",
+    "bahasa indonesia",
+    "waktu proses",
+    "waktu penyelesaian",
+    "kk",
+    "KK",
+    "ok",
+    "oke",
+    "okey",
+    "okay",
+    "okee",
+    "permisi",
+    "ppeerrmmiissii",
+    "PERMISI",
+    "permisii",
+    "nomor antrian",
+    "pak",
+    "bu",
+    "ibu",
+    "bapak ibu",
+    "how do i apply",
+    "How can I apply for a permit",
+    "caf\xc3\xa9",
+    "CAF\xc3\x89",
+    "cafe",
+    "unduh",
+    "download formulir",
+    "k3",
+    "K3",
+    "sk",
+    "sk saya",
+    "whatsapp",
+    "wa",
+    "WA",
+    "kantor kelurahan",
+    "xxyz",
+    "xyz",
+    "xxxxyz",
+    "testing",
+    "waiting",
+    "masalah teknis",
+    "masalah",
+    "pengambilan sk",
+    "pengambilan berkas",
+    "12",
+    " 3 ",
+    "terima kasih \xf0\x9f\x99\x8f",
+    "\xf0\x9f\x99\x8f\xf0\x9f\x99\x8f",
+    "\xf0\x9f\x98\x80 halo",
+    "kantor camat",
+    "kantor bupati tabanan",
+    "skck",
+    "surat keterangan catatan kepolisian",
+    "ahli waris",
+    "tenaga waris",
+    "antri",
+    "antrian",
+    "where is your office",
+    "good morning",
+    "hey",
+    "hello",
+    "license",
+    "licence",
+    "permit",
+    "dinas",
+    "kepala dinas",
+    "Dinas PUPR",
+    "daerah",
+    "sekretaris daerah",
+    "registrasi",
+    "no registrasi ulang",
+    /* Kelvin sign U+212A and long s U+017F: caseless matches of k and s */
+    "\xe2\x84\xaapn",
+    "\xe2\x84\xaa"
+    "3",
+    "\xc5\xbfiup",
+    "\xc5\xbftop",
+    "ca\xc5\xbf",
+    "\xe2\x84\xaa\xe2\x84\xaa",
+    "c\xc5\xbf",
+    "o\xc5\xbf\xc5\xbf",
+    /* other non-ASCII: dotted capital I does not fold to i */
+    "\xc4\xb0zin",
+    "\xc3\xa9t\xc3\xa9 izin",
+    "perizinan \xe2\x80\x94 bagaimana",
+    "  halo   kak  ",
+    "halo\nkak",
+    "izin!!!",
+    "izin?",
+    "(izin)",
+    "izin_usaha",
+    "izin123",
+    "123izin",
 };
 #define NMESSAGES (sizeof(messages) / sizeof(messages[0]))
 
@@ -369,8 +370,7 @@ static bot_match *build_set(const char *const *pats, size_t n, uint32_t base)
 	for (size_t i = 0; i < n; i++) {
 		char err[256];
 		size_t off = 0;
-		if (bot_match_add(m, pats[i], strlen(pats[i]), base + (uint32_t)i, err, sizeof(err),
-				  &off) != 0)
+		if (bot_match_add(m, pats[i], strlen(pats[i]), base + (uint32_t)i, err, sizeof(err), &off) != 0)
 			fail_msg("pattern %zu '%s' does not compile: %s at %zu", i, pats[i], err, off);
 	}
 	assert_int_equal(bot_match_build(m), 0);
@@ -388,18 +388,120 @@ static uint32_t rng(void)
 }
 
 static const char *const words[] = {
-	"izin", "ijin", "perizinan", "buka", "tutup", "jam", "berapa", "brp", "pbg", "imb",
-	"formulir", "form", "blanko", "kpn", "tatap", "muka", "verifikasi", "lapangan", "halo",
-	"hai", "om", "swastyastu", "gmn", "gma", "gimana", "syarat", "status", "cek", "nomor",
-	"antrian", "email", "e-mail", "no.", "hp", "stop", "mulai", "start", "slf", "ukl",
-	"upl", "-", "sppl", "survei", "survey", "jadwal", "selamat", "pagi", "malam", "ok",
-	"oke", "permisi", "sk", "k3", "kk", "wa", "whatsapp", "kantor", "camat", "desa",
-	"kelurahan", "waris", "ahli", "apply", "how", "do", "i", "office", "hours", "time",
-	"what", "thanks", "terima", "kasih", "makasih", "a.b", "xxyz", "testing", "bapak",
-	"ibu", "bu", "pak", "reklame", "pendaftaran", "online", "sip", "sipa", "dokter",
-	"praktik", "budi@gmail.com", "\xe2\x84\xaa", "\xc5\xbf", "\xf0\x9f\x99\x8f",
-	"caf\xc3\xa9", "12", "5102030405060708", "yang", "dan", "untuk", "saya", "mau",
-	"tanya", "ya", "kak", "dinas", "kepala", "daerah", "registrasi", "min", "tolong", "bisa", "tidak", "sudah", "belum", "kapan",
+    "izin",
+    "ijin",
+    "perizinan",
+    "buka",
+    "tutup",
+    "jam",
+    "berapa",
+    "brp",
+    "pbg",
+    "imb",
+    "formulir",
+    "form",
+    "blanko",
+    "kpn",
+    "tatap",
+    "muka",
+    "verifikasi",
+    "lapangan",
+    "halo",
+    "hai",
+    "om",
+    "swastyastu",
+    "gmn",
+    "gma",
+    "gimana",
+    "syarat",
+    "status",
+    "cek",
+    "nomor",
+    "antrian",
+    "email",
+    "e-mail",
+    "no.",
+    "hp",
+    "stop",
+    "mulai",
+    "start",
+    "slf",
+    "ukl",
+    "upl",
+    "-",
+    "sppl",
+    "survei",
+    "survey",
+    "jadwal",
+    "selamat",
+    "pagi",
+    "malam",
+    "ok",
+    "oke",
+    "permisi",
+    "sk",
+    "k3",
+    "kk",
+    "wa",
+    "whatsapp",
+    "kantor",
+    "camat",
+    "desa",
+    "kelurahan",
+    "waris",
+    "ahli",
+    "apply",
+    "how",
+    "do",
+    "i",
+    "office",
+    "hours",
+    "time",
+    "what",
+    "thanks",
+    "terima",
+    "kasih",
+    "makasih",
+    "a.b",
+    "xxyz",
+    "testing",
+    "bapak",
+    "ibu",
+    "bu",
+    "pak",
+    "reklame",
+    "pendaftaran",
+    "online",
+    "sip",
+    "sipa",
+    "dokter",
+    "praktik",
+    "budi@gmail.com",
+    "\xe2\x84\xaa",
+    "\xc5\xbf",
+    "\xf0\x9f\x99\x8f",
+    "caf\xc3\xa9",
+    "12",
+    "5102030405060708",
+    "yang",
+    "dan",
+    "untuk",
+    "saya",
+    "mau",
+    "tanya",
+    "ya",
+    "kak",
+    "dinas",
+    "kepala",
+    "daerah",
+    "registrasi",
+    "min",
+    "tolong",
+    "bisa",
+    "tidak",
+    "sudah",
+    "belum",
+    "kapan",
 };
 #define NWORDS (sizeof(words) / sizeof(words[0]))
 
@@ -418,8 +520,8 @@ static size_t random_message(char *buf, size_t cap)
 		uint32_t casing = rng() % 4;
 		for (size_t k = 0; k < wl && len + 1 < cap; k++) {
 			char c = word[k];
-			if ((casing == 1 || (casing == 2 && k == 0) || (casing == 3 && rng() % 2)) &&
-			    c >= 'a' && c <= 'z')
+			if ((casing == 1 || (casing == 2 && k == 0) || (casing == 3 && rng() % 2)) && c >= 'a' &&
+			    c <= 'z')
 				c = (char)(c - 'a' + 'A');
 			buf[len++] = c;
 		}
@@ -428,14 +530,13 @@ static size_t random_message(char *buf, size_t cap)
 	return len;
 }
 
-static void check_same(const bot_match *m, bot_match_scratch *s, const char *label, const char *t,
-		       size_t len)
+static void check_same(const bot_match *m, bot_match_scratch *s, const char *label, const char *t, size_t len)
 {
 	int64_t fast = bot_match_first(m, t, len, s);
 	int64_t slow = bot_match_first_slow(m, t, len, s);
 	if (fast != slow)
-		fail_msg("%s: message '%.*s': prefiltered %lld, every regex %lld", label, (int)len, t,
-			 (long long)fast, (long long)slow);
+		fail_msg("%s: message '%.*s': prefiltered %lld, every regex %lld", label, (int)len, t, (long long)fast,
+			 (long long)slow);
 }
 
 /* ---- tests ---- */
@@ -512,27 +613,27 @@ static void test_bot_match_first_expected(void **state)
 		const char *msg;
 		int64_t want;
 	} cases[] = {
-		{"jam buka kantor brp ya", 100},     /* "buka" ranks before "jam buka" */
-		{"Jam layanan hari sabtu?", 109},
-		{"IZIN", 103},
-		{"mohon izin", 103},
-		{"perizinan", -1},                   /* "izin\b" needs a boundary after it */
-		{"perijinan", -1},                   /* "\bijin" needs one before */
-		{"Om Swastyastu", 107},
-		{"gmn", 108},
-		{"gimana", -1},
-		{"\xe2\x84\xaapn", 104},             /* KELVIN SIGN + "pn" is caselessly "kpn" */
-		{"\xc5\xbftop", 128},                /* LONG S + "top" is caselessly "stop" */
-		{"5102030405060708", 134},
-		{"izin reklame", 103},
-		{"xxxxyz", 166},
-		{"", -1},
-		{"\xf0\x9f\x98\x80\xf0\x9f\x98\x80", -1},
-		{"mau tanya tatap   muka", 101},
-		{"caf\xc3\x89 dekat kantor", 160},   /* caseless Unicode: É matches é */
-		{"bahasa inggris", 149},
-		{"ENGLISH", 149},
-		{"ok", 153},
+	    {"jam buka kantor brp ya", 100}, /* "buka" ranks before "jam buka" */
+	    {"Jam layanan hari sabtu?", 109},
+	    {"IZIN", 103},
+	    {"mohon izin", 103},
+	    {"perizinan", -1}, /* "izin\b" needs a boundary after it */
+	    {"perijinan", -1}, /* "\bijin" needs one before */
+	    {"Om Swastyastu", 107},
+	    {"gmn", 108},
+	    {"gimana", -1},
+	    {"\xe2\x84\xaapn", 104}, /* KELVIN SIGN + "pn" is caselessly "kpn" */
+	    {"\xc5\xbftop", 128},    /* LONG S + "top" is caselessly "stop" */
+	    {"5102030405060708", 134},
+	    {"izin reklame", 103},
+	    {"xxxxyz", 166},
+	    {"", -1},
+	    {"\xf0\x9f\x98\x80\xf0\x9f\x98\x80", -1},
+	    {"mau tanya tatap   muka", 101},
+	    {"caf\xc3\x89 dekat kantor", 160}, /* caseless Unicode: É matches é */
+	    {"bahasa inggris", 149},
+	    {"ENGLISH", 149},
+	    {"ok", 153},
 	};
 	bot_match *m = build_set(corpus, NCORPUS, 100);
 	bot_match_scratch *s = bot_match_scratch_new();
@@ -556,39 +657,39 @@ static void test_bot_match_unfiltered(void **state)
 		const char *pattern;
 		size_t unfiltered;
 	} cases[] = {
-		{"\\bkpn\\b", 0},
-		{"\\bgmn?a?\\b", 0},
-		{"\\b(tutup|ditutup|buka|dibuka)\\b", 0},
-		{"\\bijin|izin\\b", 0},
-		{"\\btatap\\s*muka\\b", 0},
-		{"(izin)+", 0},
-		{"izin(?=x)", 0},
-		{"(?<=per)izin", 0},
-		{"(?<n>izin)", 0},
-		{"(?>izin)", 0},
-		{"caf\xc3\xa9", 0},
-		{"\\.", 0},
-		{"a{3}", 0},
-		{"\\b[0-9]{16}\\b", 1},
-		{"(?i)izin", 1},
-		{"\\Qizin\\E", 1},
-		{"(izin|)", 1},
-		{"(izin)?", 1},
-		{"(izin)*", 1},
-		{"izin|\\d+", 1},
-		{"\\x{41}", 1},
-		{"\\p{L}+", 1},
-		{"(\\w)\\1", 1},
-		{"(a)?(?(1)b|c)", 1},
-		{"(*UCP)izin", 1},
-		{"(?#note)izin", 1},
-		{"[izin]", 1},
-		{"\xc3\xa9+", 1},
-		{".*", 1},
-		{"", 1},
-		{"^$", 1},
-		{"a{,3}", 1},
-		{"\\Eizin", 1},
+	    {"\\bkpn\\b", 0},
+	    {"\\bgmn?a?\\b", 0},
+	    {"\\b(tutup|ditutup|buka|dibuka)\\b", 0},
+	    {"\\bijin|izin\\b", 0},
+	    {"\\btatap\\s*muka\\b", 0},
+	    {"(izin)+", 0},
+	    {"izin(?=x)", 0},
+	    {"(?<=per)izin", 0},
+	    {"(?<n>izin)", 0},
+	    {"(?>izin)", 0},
+	    {"caf\xc3\xa9", 0},
+	    {"\\.", 0},
+	    {"a{3}", 0},
+	    {"\\b[0-9]{16}\\b", 1},
+	    {"(?i)izin", 1},
+	    {"\\Qizin\\E", 1},
+	    {"(izin|)", 1},
+	    {"(izin)?", 1},
+	    {"(izin)*", 1},
+	    {"izin|\\d+", 1},
+	    {"\\x{41}", 1},
+	    {"\\p{L}+", 1},
+	    {"(\\w)\\1", 1},
+	    {"(a)?(?(1)b|c)", 1},
+	    {"(*UCP)izin", 1},
+	    {"(?#note)izin", 1},
+	    {"[izin]", 1},
+	    {"\xc3\xa9+", 1},
+	    {".*", 1},
+	    {"", 1},
+	    {"^$", 1},
+	    {"a{,3}", 1},
+	    {"\\Eizin", 1},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		bot_match *m = build_set(&cases[i].pattern, 1, 1);
@@ -611,10 +712,10 @@ static void test_bot_match_compile_error(void **state)
 		const char *pattern;
 		size_t offset;
 	} cases[] = {
-		{"(\\bizin", 7},
-		{"izin)", 4},
-		{"[abc", 4},
-		{"a**", 2},
+	    {"(\\bizin", 7},
+	    {"izin)", 4},
+	    {"[abc", 4},
+	    {"a**", 2},
 	};
 	bot_match *m = bot_match_new();
 	assert_non_null(m);
@@ -622,12 +723,10 @@ static void test_bot_match_compile_error(void **state)
 		char err[128];
 		size_t off = 999;
 		memset(err, 'x', sizeof(err));
-		int rc = bot_match_add(m, cases[i].pattern, strlen(cases[i].pattern), 1, err,
-				       sizeof(err), &off);
-		if (rc != -1 || err[0] == '\0' || memchr(err, '\0', sizeof(err)) == NULL ||
-		    off != cases[i].offset)
-			fail_msg("pattern '%s': rc %d, err '%.*s', offset %zu (want %zu)",
-				 cases[i].pattern, rc, (int)sizeof(err), err, off, cases[i].offset);
+		int rc = bot_match_add(m, cases[i].pattern, strlen(cases[i].pattern), 1, err, sizeof(err), &off);
+		if (rc != -1 || err[0] == '\0' || memchr(err, '\0', sizeof(err)) == NULL || off != cases[i].offset)
+			fail_msg("pattern '%s': rc %d, err '%.*s', offset %zu (want %zu)", cases[i].pattern, rc,
+				 (int)sizeof(err), err, off, cases[i].offset);
 	}
 	/* a tiny buffer still gets a NUL-terminated message */
 	char small[8];
@@ -691,8 +790,8 @@ static void test_bot_match_each_order_and_stop(void **state)
 {
 	(void)state;
 	/* a mix of filtered and unfiltered patterns, ids out of numeric order */
-	static const char *const pats[] = {"\\bizin\\b", "\\bbuka\\b", "iz[i]n", "(?i)usaha",
-					   "\\bizin\\s+usaha\\b", ".*"};
+	static const char *const pats[] = {"\\bizin\\b", "\\bbuka\\b",		"iz[i]n",
+					   "(?i)usaha",	 "\\bizin\\s+usaha\\b", ".*"};
 	static const uint32_t want_all[] = {50, 10, 40, 20, 30};
 	bot_match *m = bot_match_new();
 	assert_non_null(m);
@@ -770,15 +869,11 @@ static void test_bot_match_scratch_shared(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bot_match_first_equals_slow),
-		cmocka_unit_test(test_bot_match_each_pattern_sound),
-		cmocka_unit_test(test_bot_match_first_expected),
-		cmocka_unit_test(test_bot_match_unfiltered),
-		cmocka_unit_test(test_bot_match_compile_error),
-		cmocka_unit_test(test_bot_match_limit),
-		cmocka_unit_test(test_bot_match_each_order_and_stop),
-		cmocka_unit_test(test_bot_match_unbuilt_and_empty),
-		cmocka_unit_test(test_bot_match_scratch_shared),
+	    cmocka_unit_test(test_bot_match_first_equals_slow),	  cmocka_unit_test(test_bot_match_each_pattern_sound),
+	    cmocka_unit_test(test_bot_match_first_expected),	  cmocka_unit_test(test_bot_match_unfiltered),
+	    cmocka_unit_test(test_bot_match_compile_error),	  cmocka_unit_test(test_bot_match_limit),
+	    cmocka_unit_test(test_bot_match_each_order_and_stop), cmocka_unit_test(test_bot_match_unbuilt_and_empty),
+	    cmocka_unit_test(test_bot_match_scratch_shared),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -129,17 +129,17 @@ static void test_pack_utterances(void **state)
 static const struct {
 	const char *ask, *fact;
 } facts[] = {
-	{"apakah kantor perizinan tutup", "10 September 2020"},
-	{"apakah kantor perizinan tutup", "081239324511"},
-	{"kenapa layanan tatap muka ditutup", "zona merah"},
-	{"kenapa layanan tatap muka ditutup", "25%"},
-	{"sampai kapan tutupnya", "belum ditentukan"},
-	{"dimana download formulir izin", "http://dpmptsp.tabanankab.go.id/formulir-pendaftaran-izin"},
-	{"cara daftar oss gmn", "081332327511"},
-	{"nomor call center berapa", "(0361) 7991652"},
-	{"apakah verifikasi lapangan masih ada", "ditiadakan"},
-	{"om swastyastu", "Om Swastyastu"},
-	{"what is the phone number of the office", "(0361) 7991652"},
+    {"apakah kantor perizinan tutup", "10 September 2020"},
+    {"apakah kantor perizinan tutup", "081239324511"},
+    {"kenapa layanan tatap muka ditutup", "zona merah"},
+    {"kenapa layanan tatap muka ditutup", "25%"},
+    {"sampai kapan tutupnya", "belum ditentukan"},
+    {"dimana download formulir izin", "http://dpmptsp.tabanankab.go.id/formulir-pendaftaran-izin"},
+    {"cara daftar oss gmn", "081332327511"},
+    {"nomor call center berapa", "(0361) 7991652"},
+    {"apakah verifikasi lapangan masih ada", "ditiadakan"},
+    {"om swastyastu", "Om Swastyastu"},
+    {"what is the phone number of the office", "(0361) 7991652"},
 };
 
 static void test_pack_answers_carry_the_facts(void **state)
@@ -168,7 +168,8 @@ static void test_pack_email_line_dropped_when_unset(void **state)
 	(void)state;
 	for (size_t i = 0; i < set->n_intents; i++)
 		for (int l = 0; l < set->intents[i].reply.n; l++)
-			if (strstr(set->intents[i].reply.s[l], "{office") || strstr(set->intents[i].reply.s[l], "Email: \n")) {
+			if (strstr(set->intents[i].reply.s[l], "{office") ||
+			    strstr(set->intents[i].reply.s[l], "Email: \n")) {
 				print_error("intent %s: unrendered or empty variable: %s\n", set->intents[i].name,
 					    set->intents[i].reply.s[l]);
 				fail();
@@ -203,11 +204,11 @@ static void test_pack_conversation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pack_shape),
-		cmocka_unit_test(test_pack_utterances),
-		cmocka_unit_test(test_pack_answers_carry_the_facts),
-		cmocka_unit_test(test_pack_email_line_dropped_when_unset),
-		cmocka_unit_test(test_pack_conversation),
+	    cmocka_unit_test(test_pack_shape),
+	    cmocka_unit_test(test_pack_utterances),
+	    cmocka_unit_test(test_pack_answers_carry_the_facts),
+	    cmocka_unit_test(test_pack_email_line_dropped_when_unset),
+	    cmocka_unit_test(test_pack_conversation),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

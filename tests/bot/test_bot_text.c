@@ -11,19 +11,25 @@
 static const struct {
 	const char *label, *in, *want;
 } cases[] = {
-	{"plain", "halo", "halo"},
-	{"trim and collapse", "  jam \t\n buka   kantor  ", "jam buka kantor"},
-	{"zero-width space removed", "iz\xe2\x80\x8bin", "izin"},
-	{"BOM and direction marks removed", "\xef\xbb\xbf\xe2\x80\x8fizin\xe2\x80\xae", "izin"},
-	{"soft hyphen removed", "for\xc2\xadmulir", "formulir"},
-	{"no-break and ideographic spaces", "jam\xc2\xa0" "buka\xe3\x80\x80kantor", "jam buka kantor"},
-	{"invalid byte replaced", "a\xffz", "a\xef\xbf\xbdz"},
-	{"truncated sequence replaced", "ok\xe2\x82", "ok\xef\xbf\xbd\xef\xbf\xbd"},
-	{"surrogate encoded in UTF-8 replaced", "\xed\xa0\x80x", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdx"},
-	{"overlong slash replaced", "\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
-	{"emoji kept", "terima kasih \xf0\x9f\x99\x8f", "terima kasih \xf0\x9f\x99\x8f"},
-	{"control characters are spaces", "a\x01\x02" "b", "a b"},
-	{"empty", "", ""},
+    {"plain", "halo", "halo"},
+    {"trim and collapse", "  jam \t\n buka   kantor  ", "jam buka kantor"},
+    {"zero-width space removed", "iz\xe2\x80\x8bin", "izin"},
+    {"BOM and direction marks removed", "\xef\xbb\xbf\xe2\x80\x8fizin\xe2\x80\xae", "izin"},
+    {"soft hyphen removed", "for\xc2\xadmulir", "formulir"},
+    {"no-break and ideographic spaces",
+     "jam\xc2\xa0"
+     "buka\xe3\x80\x80kantor",
+     "jam buka kantor"},
+    {"invalid byte replaced", "a\xffz", "a\xef\xbf\xbdz"},
+    {"truncated sequence replaced", "ok\xe2\x82", "ok\xef\xbf\xbd\xef\xbf\xbd"},
+    {"surrogate encoded in UTF-8 replaced", "\xed\xa0\x80x", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdx"},
+    {"overlong slash replaced", "\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
+    {"emoji kept", "terima kasih \xf0\x9f\x99\x8f", "terima kasih \xf0\x9f\x99\x8f"},
+    {"control characters are spaces",
+     "a\x01\x02"
+     "b",
+     "a b"},
+    {"empty", "", ""},
 };
 
 static void test_bot_text_normalize_table(void **state)
@@ -84,9 +90,9 @@ static void test_bot_text_trigram_similarity(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bot_text_normalize_table),
-		cmocka_unit_test(test_bot_text_long_message_cut_on_character_boundary),
-		cmocka_unit_test(test_bot_text_trigram_similarity),
+	    cmocka_unit_test(test_bot_text_normalize_table),
+	    cmocka_unit_test(test_bot_text_long_message_cut_on_character_boundary),
+	    cmocka_unit_test(test_bot_text_trigram_similarity),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

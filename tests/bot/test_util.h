@@ -11,26 +11,25 @@
 #include "bot/bot.h"
 
 /* The messages every valid set needs, as a file of their own. */
-static const char test_messages_yaml[] =
-	"- message: fallback\n"
-	"  reply:\n"
-	"    id: Maaf, saya belum mengerti.\n"
-	"    en: Sorry, I did not understand.\n"
-	"  buttons: [kontak]\n"
-	"- message: did_you_mean\n"
-	"  reply:\n"
-	"    id: Maksud Anda?\n"
-	"    en: Did you mean?\n"
-	"- message: escalated\n"
-	"  reply:\n"
-	"    id: Kami teruskan ke petugas.\n"
-	"    en: A person will answer.\n"
-	"- message: text_only\n"
-	"  reply:\n"
-	"    id: Saya hanya membaca teks.\n"
-	"    en: I only read text.\n"
-	"- message: rate_limited\n"
-	"  reply: Terlalu banyak pesan.\n";
+static const char test_messages_yaml[] = "- message: fallback\n"
+					 "  reply:\n"
+					 "    id: Maaf, saya belum mengerti.\n"
+					 "    en: Sorry, I did not understand.\n"
+					 "  buttons: [kontak]\n"
+					 "- message: did_you_mean\n"
+					 "  reply:\n"
+					 "    id: Maksud Anda?\n"
+					 "    en: Did you mean?\n"
+					 "- message: escalated\n"
+					 "  reply:\n"
+					 "    id: Kami teruskan ke petugas.\n"
+					 "    en: A person will answer.\n"
+					 "- message: text_only\n"
+					 "  reply:\n"
+					 "    id: Saya hanya membaca teks.\n"
+					 "    en: I only read text.\n"
+					 "- message: rate_limited\n"
+					 "  reply: Terlalu banyak pesan.\n";
 
 /* Makes a fresh directory under /tmp; returns its path (static storage). */
 static inline const char *test_mkdtemp(void)
@@ -63,10 +62,10 @@ static inline void test_rmdir(const char *dir)
 }
 
 static const bot_var test_vars[] = {
-	{"office.name", "Kantor Uji"},
-	{"office.phone", "(0361) 000"},
-	{"office.email", ""},
-	{"office.forms_url", "http://example.test/forms"},
+    {"office.name", "Kantor Uji"},
+    {"office.phone", "(0361) 000"},
+    {"office.email", ""},
+    {"office.forms_url", "http://example.test/forms"},
 };
 
 static inline bot_set *test_load(const char *dir, bot_diags *d, int fallbacks_before_escalate)

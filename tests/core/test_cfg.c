@@ -84,15 +84,16 @@ static void test_cfg_env_and_inline_comments(void **state)
 static const struct {
 	const char *label, *text, *want;
 } bad[] = {
-	{"unknown key", "[server]\nlisten = 127.0.0.1:1\nlisen = x\n", ":3: unknown key \"lisen\" in [server]"},
-	{"unknown section", "\n[serverx]\nlisten = 1\n", ":3: unknown key \"listen\" in [serverx]"},
-	{"not a number", "[bot]\nfallbacks_before_escalate = two\n", ":2: [bot] fallbacks_before_escalate: expected a whole number"},
-	{"out of range", "[sender]\nmax_attempts = 0\n", ":2: [sender] max_attempts: 0 is out of range"},
-	{"bad listen", "[server]\nlisten = localhost\n", "[server] listen: expected host:port"},
-	{"bad synchronous", "[store]\nsynchronous = SOMETIMES\n", "[store] synchronous: expected FULL or NORMAL"},
-	{"unclosed variable", "[office]\nemail = ${OFFICE_EMAIL\n", ":2: [office] email: value too long or unclosed ${"},
-	{"garbage line", "[server]\nthis is not ini\n", ":2: not a valid INI line"},
-	{"key outside a section", "listen = 1\n", ":1: key \"listen\" is outside any [section]"},
+    {"unknown key", "[server]\nlisten = 127.0.0.1:1\nlisen = x\n", ":3: unknown key \"lisen\" in [server]"},
+    {"unknown section", "\n[serverx]\nlisten = 1\n", ":3: unknown key \"listen\" in [serverx]"},
+    {"not a number", "[bot]\nfallbacks_before_escalate = two\n",
+     ":2: [bot] fallbacks_before_escalate: expected a whole number"},
+    {"out of range", "[sender]\nmax_attempts = 0\n", ":2: [sender] max_attempts: 0 is out of range"},
+    {"bad listen", "[server]\nlisten = localhost\n", "[server] listen: expected host:port"},
+    {"bad synchronous", "[store]\nsynchronous = SOMETIMES\n", "[store] synchronous: expected FULL or NORMAL"},
+    {"unclosed variable", "[office]\nemail = ${OFFICE_EMAIL\n", ":2: [office] email: value too long or unclosed ${"},
+    {"garbage line", "[server]\nthis is not ini\n", ":2: not a valid INI line"},
+    {"key outside a section", "listen = 1\n", ":1: key \"listen\" is outside any [section]"},
 };
 
 static void test_cfg_errors_name_file_and_line(void **state)
@@ -141,12 +142,12 @@ static void test_cfg_split_listen(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cfg_defaults_match_the_contract),
-		cmocka_unit_test(test_cfg_shipped_example_loads),
-		cmocka_unit_test(test_cfg_env_and_inline_comments),
-		cmocka_unit_test(test_cfg_errors_name_file_and_line),
-		cmocka_unit_test(test_cfg_missing_file),
-		cmocka_unit_test(test_cfg_split_listen),
+	    cmocka_unit_test(test_cfg_defaults_match_the_contract),
+	    cmocka_unit_test(test_cfg_shipped_example_loads),
+	    cmocka_unit_test(test_cfg_env_and_inline_comments),
+	    cmocka_unit_test(test_cfg_errors_name_file_and_line),
+	    cmocka_unit_test(test_cfg_missing_file),
+	    cmocka_unit_test(test_cfg_split_listen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

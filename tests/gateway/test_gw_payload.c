@@ -72,8 +72,10 @@ static char *repeat(const char *unit, size_t times)
 static void test_payload_short_reply_shape(void **state)
 {
 	bot_form form = {"pbg", "Formulir PBG", "https://x.go.id/pbg.pdf"};
-	bot_reply r = {.text = "Silakan pilih:", .n_buttons = 2,
-		       .buttons = {{"formulir", "Formulir"}, {"petugas", "Bicara dengan petugas"}}, .form = &form};
+	bot_reply r = {.text = "Silakan pilih:",
+		       .n_buttons = 2,
+		       .buttons = {{"formulir", "Formulir"}, {"petugas", "Bicara dengan petugas"}},
+		       .form = &form};
 	char *texts[MAXP], *payloads[MAXP];
 	json_t *j, *b;
 	int n;
@@ -143,12 +145,12 @@ static void test_payload_split_fallbacks(void **state)
 		size_t max;
 		const char *want[4];
 	} cases[] = {
-		{"paragraph wins over a later line", "aaa\n\nbbb\nccc", 10, {"aaa", "bbb\nccc"}},
-		{"line when no paragraph", "aaaa\nbbbb\ncccc", 10, {"aaaa\nbbbb", "cccc"}},
-		{"space when no line", "aaa bbb ccc ddd", 10, {"aaa bbb", "ccc ddd"}},
-		{"paragraph of several newlines", "aaa\n\n\n\nbbb", 6, {"aaa", "bbb"}},
-		{"no whitespace: hard cut", "abcdefghijklmno", 6, {"abcdef", "ghijkl", "mno"}},
-		{"fits exactly", "abcdef", 6, {"abcdef"}},
+	    {"paragraph wins over a later line", "aaa\n\nbbb\nccc", 10, {"aaa", "bbb\nccc"}},
+	    {"line when no paragraph", "aaaa\nbbbb\ncccc", 10, {"aaaa\nbbbb", "cccc"}},
+	    {"space when no line", "aaa bbb ccc ddd", 10, {"aaa bbb", "ccc ddd"}},
+	    {"paragraph of several newlines", "aaa\n\n\n\nbbb", 6, {"aaa", "bbb"}},
+	    {"no whitespace: hard cut", "abcdefghijklmno", 6, {"abcdef", "ghijkl", "mno"}},
+	    {"fits exactly", "abcdef", 6, {"abcdef"}},
 	};
 
 	(void)state;
@@ -177,12 +179,12 @@ static void test_payload_split_multibyte(void **state)
 		const char *label, *unit;
 		size_t times, max;
 	} cases[] = {
-		{"2-byte chars, even limit", "\xc3\xa9", 3000, 4096},
-		{"2-byte chars, odd limit", "\xc3\xa9", 3000, 4095},
-		{"3-byte chars", "\xe2\x80\x94", 2000, 4096},
-		{"4-byte chars", "\xf0\x9f\x99\x82", 1500, 4094},
-		{"mixed, tiny limit", "a\xc3\xa9\xe2\x80\x94\xf0\x9f\x99\x82", 50, 5},
-		{"limit smaller than a character", "\xf0\x9f\x99\x82", 5, 2},
+	    {"2-byte chars, even limit", "\xc3\xa9", 3000, 4096},
+	    {"2-byte chars, odd limit", "\xc3\xa9", 3000, 4095},
+	    {"3-byte chars", "\xe2\x80\x94", 2000, 4096},
+	    {"4-byte chars", "\xf0\x9f\x99\x82", 1500, 4094},
+	    {"mixed, tiny limit", "a\xc3\xa9\xe2\x80\x94\xf0\x9f\x99\x82", 50, 5},
+	    {"limit smaller than a character", "\xf0\x9f\x99\x82", 5, 2},
 	};
 
 	(void)state;
@@ -257,12 +259,9 @@ static void test_payload_invalid_utf8(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_payload_short_reply_shape),
-		cmocka_unit_test(test_payload_split_at_paragraph),
-		cmocka_unit_test(test_payload_split_fallbacks),
-		cmocka_unit_test(test_payload_split_multibyte),
-		cmocka_unit_test(test_payload_too_many_parts),
-		cmocka_unit_test(test_payload_invalid_utf8),
+	    cmocka_unit_test(test_payload_short_reply_shape), cmocka_unit_test(test_payload_split_at_paragraph),
+	    cmocka_unit_test(test_payload_split_fallbacks),   cmocka_unit_test(test_payload_split_multibyte),
+	    cmocka_unit_test(test_payload_too_many_parts),    cmocka_unit_test(test_payload_invalid_utf8),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

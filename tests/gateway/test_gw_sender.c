@@ -226,8 +226,7 @@ static void fixture_init(fixture *f)
 	snprintf(f->c.store.path, sizeof(f->c.store.path), "%s/t%d.db", tmpdir, ++db_counter);
 	snprintf(f->c.store.synchronous, sizeof(f->c.store.synchronous), "NORMAL");
 	f->c.store.busy_timeout_ms = 2000;
-	snprintf(f->c.whatsapp.api_base, sizeof(f->c.whatsapp.api_base), "http://127.0.0.1:%d/v21.0",
-		 provider_port);
+	snprintf(f->c.whatsapp.api_base, sizeof(f->c.whatsapp.api_base), "http://127.0.0.1:%d/v21.0", provider_port);
 	snprintf(f->c.whatsapp.phone_number_id, sizeof(f->c.whatsapp.phone_number_id), PNID);
 	snprintf(f->c.whatsapp.access_token, sizeof(f->c.whatsapp.access_token), TOKEN);
 	f->c.whatsapp.send_rate = 1000;
@@ -415,7 +414,8 @@ static void test_sender_keeps_order(void **state)
 	for (size_t i = 0; i < json_array_size(reqs); i++) {
 		json_t *body = request_body(reqs, i);
 		if (strcmp(json_string_value(json_object_get(body, "to")), "6281111111111") == 0 && na < 4)
-			seen_a[na++] = strdup(json_string_value(json_object_get(json_object_get(body, "text"), "body")));
+			seen_a[na++] =
+			    strdup(json_string_value(json_object_get(json_object_get(body, "text"), "body")));
 		json_decref(body);
 	}
 	assert_int_equal(na, 4);
@@ -743,21 +743,21 @@ static void test_sender_log_has_no_token(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sender_delivers),
-		cmocka_unit_test(test_sender_keeps_order),
-		cmocka_unit_test(test_sender_records_many_outcomes),
-		cmocka_unit_test(test_sender_500_then_ok),
-		cmocka_unit_test(test_sender_429_retried_later),
-		cmocka_unit_test(test_sender_timeout_retried),
-		cmocka_unit_test(test_sender_bad_request_fails),
-		cmocka_unit_test(test_sender_window_closed_by_provider),
-		cmocka_unit_test(test_sender_dead_after_max_attempts),
-		cmocka_unit_test(test_sender_window_closed_without_request),
-		cmocka_unit_test(test_sender_rate_limit),
-		cmocka_unit_test(test_sender_unknown_channel_fails),
-		cmocka_unit_test(test_sender_unconfigured_keeps_items),
-		cmocka_unit_test(test_sender_stop_drains),
-		cmocka_unit_test(test_sender_log_has_no_token),
+	    cmocka_unit_test(test_sender_delivers),
+	    cmocka_unit_test(test_sender_keeps_order),
+	    cmocka_unit_test(test_sender_records_many_outcomes),
+	    cmocka_unit_test(test_sender_500_then_ok),
+	    cmocka_unit_test(test_sender_429_retried_later),
+	    cmocka_unit_test(test_sender_timeout_retried),
+	    cmocka_unit_test(test_sender_bad_request_fails),
+	    cmocka_unit_test(test_sender_window_closed_by_provider),
+	    cmocka_unit_test(test_sender_dead_after_max_attempts),
+	    cmocka_unit_test(test_sender_window_closed_without_request),
+	    cmocka_unit_test(test_sender_rate_limit),
+	    cmocka_unit_test(test_sender_unknown_channel_fails),
+	    cmocka_unit_test(test_sender_unconfigured_keeps_items),
+	    cmocka_unit_test(test_sender_stop_drains),
+	    cmocka_unit_test(test_sender_log_has_no_token),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -158,31 +158,31 @@ static void test_wa_signature_rejects(void **state)
 		const char *label, *secret, *header;
 		int want;
 	} cases[] = {
-		{"the right one", "0123456789abcdef0123456789abcdef",
-		 "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", 0},
-		{"upper-case hex", "0123456789abcdef0123456789abcdef",
-		 "sha256=EEFAB58106E73358686845848FEB95C56372E7391B3DC050B6A31C8C5F347ECE", 0},
-		{"trailing CRLF", "0123456789abcdef0123456789abcdef",
-		 "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece\r\n", 0},
-		{"wrong secret", "0123456789abcdef0123456789abcdee",
-		 "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", -1},
-		{"last digit changed", "0123456789abcdef0123456789abcdef",
-		 "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ecf", -1},
-		{"missing header", "0123456789abcdef0123456789abcdef", NULL, -1},
-		{"empty header", "0123456789abcdef0123456789abcdef", "", -1},
-		{"prefix only", "0123456789abcdef0123456789abcdef", "sha256=", -1},
-		{"sha1 prefix", "0123456789abcdef0123456789abcdef",
-		 "sha1=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", -1},
-		{"no prefix", "0123456789abcdef0123456789abcdef",
-		 "eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", -1},
-		{"63 digits", "0123456789abcdef0123456789abcdef",
-		 "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ec", -1},
-		{"65 digits", "0123456789abcdef0123456789abcdef",
-		 "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece0", -1},
-		{"not hex", "0123456789abcdef0123456789abcdef",
-		 "sha256=zefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", -1},
-		{"empty secret", "", "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", -1},
-		{"NULL secret", NULL, "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", -1},
+	    {"the right one", "0123456789abcdef0123456789abcdef",
+	     "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", 0},
+	    {"upper-case hex", "0123456789abcdef0123456789abcdef",
+	     "sha256=EEFAB58106E73358686845848FEB95C56372E7391B3DC050B6A31C8C5F347ECE", 0},
+	    {"trailing CRLF", "0123456789abcdef0123456789abcdef",
+	     "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece\r\n", 0},
+	    {"wrong secret", "0123456789abcdef0123456789abcdee",
+	     "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", -1},
+	    {"last digit changed", "0123456789abcdef0123456789abcdef",
+	     "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ecf", -1},
+	    {"missing header", "0123456789abcdef0123456789abcdef", NULL, -1},
+	    {"empty header", "0123456789abcdef0123456789abcdef", "", -1},
+	    {"prefix only", "0123456789abcdef0123456789abcdef", "sha256=", -1},
+	    {"sha1 prefix", "0123456789abcdef0123456789abcdef",
+	     "sha1=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", -1},
+	    {"no prefix", "0123456789abcdef0123456789abcdef",
+	     "eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", -1},
+	    {"63 digits", "0123456789abcdef0123456789abcdef",
+	     "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ec", -1},
+	    {"65 digits", "0123456789abcdef0123456789abcdef",
+	     "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece0", -1},
+	    {"not hex", "0123456789abcdef0123456789abcdef",
+	     "sha256=zefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", -1},
+	    {"empty secret", "", "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", -1},
+	    {"NULL secret", NULL, "sha256=eefab58106e73358686845848feb95c56372e7391b3dc050b6a31c8c5f347ece", -1},
 	};
 
 	(void)state;
@@ -217,12 +217,12 @@ static void *sig_worker(void *arg)
 		const char *secret;
 		int want;
 	} seq[] = {
-		{"0123456789abcdef0123456789abcdef", 0},
-		{"0123456789abcdef0123456789abcde", -1}, /* a prefix of the right one */
-		{"0123456789abcdef0123456789abcdef", 0},
-		{"0123456789abcdef0123456789abcdef0", -1}, /* one longer */
-		{"0123456789abcdef0123456789abcdef", 0},
-		{"0123456789abcdef0123456789abcdef", 0},
+	    {"0123456789abcdef0123456789abcdef", 0},
+	    {"0123456789abcdef0123456789abcde", -1}, /* a prefix of the right one */
+	    {"0123456789abcdef0123456789abcdef", 0},
+	    {"0123456789abcdef0123456789abcdef0", -1}, /* one longer */
+	    {"0123456789abcdef0123456789abcdef", 0},
+	    {"0123456789abcdef0123456789abcdef", 0},
 	};
 	sig_round *r = arg;
 
@@ -378,19 +378,23 @@ static void test_wa_parse_status_failed(void **state)
 static void test_wa_parse_mixed_batch(void **state)
 {
 	static const char body[] =
-		"{\"object\":\"whatsapp_business_account\",\"entry\":["
-		"{\"id\":\"1\",\"changes\":[{\"field\":\"messages\",\"value\":{"
-		"\"contacts\":[{\"wa_id\":\"62811\",\"profile\":{\"name\":\"Ayu\"}}],"
-		"\"messages\":["
-		"{\"from\":\"62811\",\"id\":\"m1\",\"timestamp\":\"100\",\"type\":\"location\",\"location\":{\"latitude\":-8.5}},"
-		"{\"from\":\"62822\",\"id\":\"m2\",\"timestamp\":200,\"type\":\"document\",\"document\":{\"id\":\"d1\",\"mime_type\":\"application/pdf\"}},"
-		"{\"from\":\"62811\",\"id\":\"m3\",\"timestamp\":\"300\",\"type\":\"button\",\"button\":{\"payload\":\"formulir\",\"text\":\"Formulir\"}},"
-		"{\"from\":\"62811\",\"id\":\"m4\",\"timestamp\":\"400\",\"type\":\"reaction\",\"reaction\":{\"emoji\":\"x\"}}"
-		"]}},"
-		"{\"field\":\"account_update\",\"value\":{\"event\":\"x\"}}]},"
-		"{\"id\":\"2\",\"changes\":[{\"field\":\"messages\",\"value\":{"
-		"\"statuses\":[{\"id\":\"s1\",\"status\":\"read\",\"timestamp\":\"500\"},"
-		"{\"id\":\"s2\",\"status\":\"failed\",\"timestamp\":\"600\",\"errors\":[{\"code\":131026}]}]}}]}]}";
+	    "{\"object\":\"whatsapp_business_account\",\"entry\":["
+	    "{\"id\":\"1\",\"changes\":[{\"field\":\"messages\",\"value\":{"
+	    "\"contacts\":[{\"wa_id\":\"62811\",\"profile\":{\"name\":\"Ayu\"}}],"
+	    "\"messages\":["
+	    "{\"from\":\"62811\",\"id\":\"m1\",\"timestamp\":\"100\",\"type\":\"location\",\"location\":{\"latitude\":-"
+	    "8.5}},"
+	    "{\"from\":\"62822\",\"id\":\"m2\",\"timestamp\":200,\"type\":\"document\",\"document\":{\"id\":\"d1\","
+	    "\"mime_type\":\"application/pdf\"}},"
+	    "{\"from\":\"62811\",\"id\":\"m3\",\"timestamp\":\"300\",\"type\":\"button\",\"button\":{\"payload\":"
+	    "\"formulir\",\"text\":\"Formulir\"}},"
+	    "{\"from\":\"62811\",\"id\":\"m4\",\"timestamp\":\"400\",\"type\":\"reaction\",\"reaction\":{\"emoji\":"
+	    "\"x\"}}"
+	    "]}},"
+	    "{\"field\":\"account_update\",\"value\":{\"event\":\"x\"}}]},"
+	    "{\"id\":\"2\",\"changes\":[{\"field\":\"messages\",\"value\":{"
+	    "\"statuses\":[{\"id\":\"s1\",\"status\":\"read\",\"timestamp\":\"500\"},"
+	    "{\"id\":\"s2\",\"status\":\"failed\",\"timestamp\":\"600\",\"errors\":[{\"code\":131026}]}]}}]}]}";
 	cfg c;
 	gw_parsed p;
 	char err[128];
@@ -421,60 +425,62 @@ static void test_wa_parse_malformed(void **state)
 	static const struct {
 		const char *label, *body;
 	} cases[] = {
-		{"empty body", ""},
-		{"not JSON", "hello"},
-		{"truncated JSON", "{\"object\":\"whatsapp_business_account\",\"entry\":["},
-		{"JSON array", "[1,2,3]"},
-		{"JSON string", "\"whatsapp_business_account\""},
-		{"wrong object", "{\"object\":\"page\",\"entry\":[]}"},
-		{"object not a string", "{\"object\":7,\"entry\":[]}"},
-		{"missing entry", "{\"object\":\"whatsapp_business_account\"}"},
-		{"entry an object", "{\"object\":\"whatsapp_business_account\",\"entry\":{}}"},
-		{"entry of numbers", "{\"object\":\"whatsapp_business_account\",\"entry\":[1]}"},
-		{"changes a string", "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":\"x\"}]}"},
-		{"change a number", "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[5]}]}"},
-		{"value missing",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":\"messages\"}]}]}"},
-		{"messages an object",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":{}}}]}]}"},
-		{"message a string",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":[\"x\"]}}]}]}"},
-		{"message without from",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
-		 "{\"id\":\"a\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}"},
-		{"from a number",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
-		 "{\"from\":628,\"id\":\"a\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}"},
-		{"text body a number",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
-		 "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":{\"body\":5}}]}}]}]}"},
-		{"text missing",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
-		 "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":\"1\",\"type\":\"text\"}]}}]}]}"},
-		{"huge timestamp",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
-		 "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":\"99999999999999999999999\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}"},
-		{"timestamp overflowing ms",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
-		 "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":9223372036854775807,\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}"},
-		{"huge integer elsewhere",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":123456789012345678901234567890,\"changes\":[]}]}"},
-		{"negative timestamp",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
-		 "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":\"-5\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}"},
-		{"timestamp with letters",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
-		 "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":\"12x\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}"},
-		{"status without id",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"statuses\":["
-		 "{\"status\":\"read\",\"timestamp\":\"1\"}]}}]}]}"},
-		{"statuses a number",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"statuses\":3}}]}]}"},
-		{"duplicate keys", "{\"object\":\"whatsapp_business_account\",\"object\":\"x\",\"entry\":[]}"},
-		{"interactive reply without id",
-		 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
-		 "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":\"1\",\"type\":\"interactive\",\"interactive\":"
-		 "{\"type\":\"button_reply\",\"button_reply\":{\"title\":7}}}]}}]}]}"},
+	    {"empty body", ""},
+	    {"not JSON", "hello"},
+	    {"truncated JSON", "{\"object\":\"whatsapp_business_account\",\"entry\":["},
+	    {"JSON array", "[1,2,3]"},
+	    {"JSON string", "\"whatsapp_business_account\""},
+	    {"wrong object", "{\"object\":\"page\",\"entry\":[]}"},
+	    {"object not a string", "{\"object\":7,\"entry\":[]}"},
+	    {"missing entry", "{\"object\":\"whatsapp_business_account\"}"},
+	    {"entry an object", "{\"object\":\"whatsapp_business_account\",\"entry\":{}}"},
+	    {"entry of numbers", "{\"object\":\"whatsapp_business_account\",\"entry\":[1]}"},
+	    {"changes a string", "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":\"x\"}]}"},
+	    {"change a number", "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[5]}]}"},
+	    {"value missing",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":\"messages\"}]}]}"},
+	    {"messages an object",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":{}}}]}]}"},
+	    {"message a string", "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{"
+				 "\"messages\":[\"x\"]}}]}]}"},
+	    {"message without from",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
+	     "{\"id\":\"a\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}"},
+	    {"from a number",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
+	     "{\"from\":628,\"id\":\"a\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}"},
+	    {"text body a number",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
+	     "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":{\"body\":5}}]}}]}]}"},
+	    {"text missing",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
+	     "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":\"1\",\"type\":\"text\"}]}}]}]}"},
+	    {"huge timestamp",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
+	     "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":\"99999999999999999999999\",\"type\":\"text\",\"text\":{"
+	     "\"body\":\"x\"}}]}}]}]}"},
+	    {"timestamp overflowing ms",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
+	     "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":9223372036854775807,\"type\":\"text\",\"text\":{\"body\":"
+	     "\"x\"}}]}}]}]}"},
+	    {"huge integer elsewhere", "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":"
+				       "123456789012345678901234567890,\"changes\":[]}]}"},
+	    {"negative timestamp",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
+	     "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":\"-5\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}"},
+	    {"timestamp with letters",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
+	     "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":\"12x\",\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}"},
+	    {"status without id",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"statuses\":["
+	     "{\"status\":\"read\",\"timestamp\":\"1\"}]}}]}]}"},
+	    {"statuses a number",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"statuses\":3}}]}]}"},
+	    {"duplicate keys", "{\"object\":\"whatsapp_business_account\",\"object\":\"x\",\"entry\":[]}"},
+	    {"interactive reply without id",
+	     "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":["
+	     "{\"from\":\"62\",\"id\":\"a\",\"timestamp\":\"1\",\"type\":\"interactive\",\"interactive\":"
+	     "{\"type\":\"button_reply\",\"button_reply\":{\"title\":7}}}]}}]}]}"},
 	};
 	cfg c;
 
@@ -528,119 +534,123 @@ typedef struct build_case {
 } build_case;
 
 static const build_case build_cases[] = {
-	{"plain text", "{\"text\":\"Kantor buka jam 08.00.\"}", "Kantor buka jam 08.00.",
-	 {{"messaging_product", "s:whatsapp"},
-	  {"recipient_type", "s:individual"},
-	  {"to", "s:6281234567890"},
-	  {"type", "s:text"},
-	  {"text.body", "s:Kantor buka jam 08.00."},
-	  {"text.preview_url", "-"},
-	  {"interactive", "-"}}},
-	{"no payload: the stored text", NULL, "Terima kasih.",
-	 {{"type", "s:text"}, {"text.body", "s:Terima kasih."}}},
-	{"text with a link previews it", "{\"text\":\"Formulir: https://dpmptsp.tabanankab.go.id/formulir\"}", "x",
-	 {{"type", "s:text"},
-	  {"text.body", "s:Formulir: https://dpmptsp.tabanankab.go.id/formulir"},
-	  {"text.preview_url", "b:true"}}},
-	{"3 buttons", "{\"text\":\"Pilih:\",\"buttons\":[{\"id\":\"formulir\",\"title\":\"Formulir\"},"
-		      "{\"id\":\"kontak\",\"title\":\"Kontak\"},{\"id\":\"petugas\",\"title\":\"Petugas\"}]}",
-	 "Pilih:",
-	 {{"type", "s:interactive"},
-	  {"interactive.type", "s:button"},
-	  {"interactive.body.text", "s:Pilih:"},
-	  {"interactive.action.buttons", "n:3"},
-	  {"interactive.action.buttons.0.type", "s:reply"},
-	  {"interactive.action.buttons.0.reply.id", "s:formulir"},
-	  {"interactive.action.buttons.2.reply.title", "s:Petugas"},
-	  {"interactive.header", "-"},
-	  {"text", "-"}}},
-	{"5 buttons become a list",
-	 "{\"text\":\"Layanan:\",\"buttons\":[{\"id\":\"a\",\"title\":\"Satu\"},{\"id\":\"b\",\"title\":\"Dua\"},"
-	 "{\"id\":\"c\",\"title\":\"Tiga\"},{\"id\":\"d\",\"title\":\"Empat\"},{\"id\":\"e\",\"title\":\"Lima\"}]}",
-	 "Layanan:",
-	 {{"type", "s:interactive"},
-	  {"interactive.type", "s:list"},
-	  {"interactive.body.text", "s:Layanan:"},
-	  {"interactive.action.button", "s:Menu"},
-	  {"interactive.action.sections", "n:1"},
-	  {"interactive.action.sections.0.rows", "n:5"},
-	  {"interactive.action.sections.0.rows.0.id", "s:a"},
-	  {"interactive.action.sections.0.rows.4.title", "s:Lima"},
-	  {"interactive.action.buttons", "-"}}},
-	{"12 buttons: a list of 10",
-	 "{\"text\":\"x\",\"buttons\":[{\"id\":\"1\",\"title\":\"1\"},{\"id\":\"2\",\"title\":\"2\"},"
-	 "{\"id\":\"3\",\"title\":\"3\"},{\"id\":\"4\",\"title\":\"4\"},{\"id\":\"5\",\"title\":\"5\"},"
-	 "{\"id\":\"6\",\"title\":\"6\"},{\"id\":\"7\",\"title\":\"7\"},{\"id\":\"8\",\"title\":\"8\"},"
-	 "{\"id\":\"9\",\"title\":\"9\"},{\"id\":\"10\",\"title\":\"10\"},{\"id\":\"11\",\"title\":\"11\"},"
-	 "{\"id\":\"12\",\"title\":\"12\"}]}",
-	 "x",
-	 {{"interactive.type", "s:list"},
-	  {"interactive.action.sections.0.rows", "n:10"},
-	  {"interactive.action.sections.0.rows.9.id", "s:10"}}},
-	{"long button titles cut at 20 characters",
-	 "{\"text\":\"Pilih\",\"buttons\":[{\"id\":\"pbg\",\"title\":\"Persetujuan Bangunan Gedung\"},"
-	 "{\"id\":\"e\",\"title\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
-	 "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"},"
-	 "{\"id\":\"emoji\",\"title\":\"Hubungi kami " E9 "\"}]}",
-	 "Pilih",
-	 {{"interactive.type", "s:button"},
-	  {"interactive.action.buttons.0.reply.title", "s:Persetujuan Bangunan"},
-	  {"interactive.action.buttons.1.reply.title",
-	   "s:\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
-	   "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"},
-	  {"interactive.action.buttons.2.reply.title", "s:Hubungi kami " E7}}},
-	{"long row titles cut at 24 characters",
-	 "{\"text\":\"Pilih\",\"buttons\":[{\"id\":\"sktm\",\"title\":\"Surat Keterangan Tidak Mampu\"},"
-	 "{\"id\":\"b\",\"title\":\"B\"},{\"id\":\"c\",\"title\":\"C\"},"
-	 "{\"id\":\"d\",\"title\":\"Izin " D9 " \xe2\x80\x94 \xe2\x80\x94\"}]}",
-	 "Pilih",
-	 {{"interactive.type", "s:list"},
-	  {"interactive.action.sections.0.rows.0.title", "s:Surat Keterangan Tidak M"},
-	  {"interactive.action.sections.0.rows.3.title",
-	   "s:Izin " D9 " \xe2\x80\x94"}}},
-	{"a .pdf form is a document",
-	 "{\"text\":\"Formulir PBG terlampir.\",\"form\":{\"id\":\"pbg\",\"title\":\"Formulir PBG\","
-	 "\"url\":\"https://dpmptsp.tabanankab.go.id/files/formulir-pbg.pdf\"}}",
-	 "Formulir PBG terlampir.",
-	 {{"type", "s:document"},
-	  {"document.link", "s:https://dpmptsp.tabanankab.go.id/files/formulir-pbg.pdf"},
-	  {"document.filename", "s:formulir-pbg.pdf"},
-	  {"document.caption", "s:Formulir PBG terlampir."},
-	  {"text", "-"}}},
-	{"an upper-case .DOCX with a query is a document",
-	 "{\"text\":\"Unduh:\",\"form\":{\"id\":\"siup\",\"title\":\"SIUP\","
-	 "\"url\":\"http://example.go.id/dl/SIUP.DOCX?v=2#top\"}}",
-	 "Unduh:",
-	 {{"type", "s:document"},
-	  {"document.link", "s:http://example.go.id/dl/SIUP.DOCX?v=2#top"},
-	  {"document.filename", "s:SIUP.DOCX"}}},
-	{"a page form goes as text with a preview",
-	 "{\"text\":\"Formulir: http://dpmptsp.tabanankab.go.id/formulir-pendaftaran-izin\","
-	 "\"form\":{\"id\":\"daftar\",\"title\":\"Pendaftaran\","
-	 "\"url\":\"http://dpmptsp.tabanankab.go.id/formulir-pendaftaran-izin\"}}",
-	 "x",
-	 {{"type", "s:text"},
-	  {"text.body", "s:Formulir: http://dpmptsp.tabanankab.go.id/formulir-pendaftaran-izin"},
-	  {"text.preview_url", "b:true"},
-	  {"document", "-"}}},
-	{"a URL whose query only mentions .pdf is a page",
-	 "{\"text\":\"Lihat http://x.go.id/view?file=a.pdf\",\"form\":{\"id\":\"a\",\"title\":\"A\","
-	 "\"url\":\"http://x.go.id/view?file=a.pdf\"}}",
-	 "x",
-	 {{"type", "s:text"}, {"text.preview_url", "b:true"}}},
-	{"buttons and a .pdf form: buttons under a document header",
-	 "{\"text\":\"Ini formulirnya.\",\"buttons\":[{\"id\":\"petugas\",\"title\":\"Petugas\"}],"
-	 "\"form\":{\"id\":\"pbg\",\"title\":\"PBG\",\"url\":\"https://x.go.id/pbg.pdf\"}}",
-	 "Ini formulirnya.",
-	 {{"type", "s:interactive"},
-	  {"interactive.type", "s:button"},
-	  {"interactive.header.type", "s:document"},
-	  {"interactive.header.document.link", "s:https://x.go.id/pbg.pdf"},
-	  {"interactive.header.document.filename", "s:pbg.pdf"},
-	  {"interactive.action.buttons", "n:1"}}},
-	{"a button without a title is ignored: text",
-	 "{\"text\":\"Halo\",\"buttons\":[{\"id\":\"a\"}]}", "Halo",
-	 {{"type", "s:text"}, {"text.body", "s:Halo"}}},
+    {"plain text",
+     "{\"text\":\"Kantor buka jam 08.00.\"}",
+     "Kantor buka jam 08.00.",
+     {{"messaging_product", "s:whatsapp"},
+      {"recipient_type", "s:individual"},
+      {"to", "s:6281234567890"},
+      {"type", "s:text"},
+      {"text.body", "s:Kantor buka jam 08.00."},
+      {"text.preview_url", "-"},
+      {"interactive", "-"}}},
+    {"no payload: the stored text", NULL, "Terima kasih.", {{"type", "s:text"}, {"text.body", "s:Terima kasih."}}},
+    {"text with a link previews it",
+     "{\"text\":\"Formulir: https://dpmptsp.tabanankab.go.id/formulir\"}",
+     "x",
+     {{"type", "s:text"},
+      {"text.body", "s:Formulir: https://dpmptsp.tabanankab.go.id/formulir"},
+      {"text.preview_url", "b:true"}}},
+    {"3 buttons",
+     "{\"text\":\"Pilih:\",\"buttons\":[{\"id\":\"formulir\",\"title\":\"Formulir\"},"
+     "{\"id\":\"kontak\",\"title\":\"Kontak\"},{\"id\":\"petugas\",\"title\":\"Petugas\"}]}",
+     "Pilih:",
+     {{"type", "s:interactive"},
+      {"interactive.type", "s:button"},
+      {"interactive.body.text", "s:Pilih:"},
+      {"interactive.action.buttons", "n:3"},
+      {"interactive.action.buttons.0.type", "s:reply"},
+      {"interactive.action.buttons.0.reply.id", "s:formulir"},
+      {"interactive.action.buttons.2.reply.title", "s:Petugas"},
+      {"interactive.header", "-"},
+      {"text", "-"}}},
+    {"5 buttons become a list",
+     "{\"text\":\"Layanan:\",\"buttons\":[{\"id\":\"a\",\"title\":\"Satu\"},{\"id\":\"b\",\"title\":\"Dua\"},"
+     "{\"id\":\"c\",\"title\":\"Tiga\"},{\"id\":\"d\",\"title\":\"Empat\"},{\"id\":\"e\",\"title\":\"Lima\"}]}",
+     "Layanan:",
+     {{"type", "s:interactive"},
+      {"interactive.type", "s:list"},
+      {"interactive.body.text", "s:Layanan:"},
+      {"interactive.action.button", "s:Menu"},
+      {"interactive.action.sections", "n:1"},
+      {"interactive.action.sections.0.rows", "n:5"},
+      {"interactive.action.sections.0.rows.0.id", "s:a"},
+      {"interactive.action.sections.0.rows.4.title", "s:Lima"},
+      {"interactive.action.buttons", "-"}}},
+    {"12 buttons: a list of 10",
+     "{\"text\":\"x\",\"buttons\":[{\"id\":\"1\",\"title\":\"1\"},{\"id\":\"2\",\"title\":\"2\"},"
+     "{\"id\":\"3\",\"title\":\"3\"},{\"id\":\"4\",\"title\":\"4\"},{\"id\":\"5\",\"title\":\"5\"},"
+     "{\"id\":\"6\",\"title\":\"6\"},{\"id\":\"7\",\"title\":\"7\"},{\"id\":\"8\",\"title\":\"8\"},"
+     "{\"id\":\"9\",\"title\":\"9\"},{\"id\":\"10\",\"title\":\"10\"},{\"id\":\"11\",\"title\":\"11\"},"
+     "{\"id\":\"12\",\"title\":\"12\"}]}",
+     "x",
+     {{"interactive.type", "s:list"},
+      {"interactive.action.sections.0.rows", "n:10"},
+      {"interactive.action.sections.0.rows.9.id", "s:10"}}},
+    {"long button titles cut at 20 characters",
+     "{\"text\":\"Pilih\",\"buttons\":[{\"id\":\"pbg\",\"title\":\"Persetujuan Bangunan Gedung\"},"
+     "{\"id\":\"e\",\"title\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+     "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"},"
+     "{\"id\":\"emoji\",\"title\":\"Hubungi kami " E9 "\"}]}",
+     "Pilih",
+     {{"interactive.type", "s:button"},
+      {"interactive.action.buttons.0.reply.title", "s:Persetujuan Bangunan"},
+      {"interactive.action.buttons.1.reply.title",
+       "s:\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"},
+      {"interactive.action.buttons.2.reply.title", "s:Hubungi kami " E7}}},
+    {"long row titles cut at 24 characters",
+     "{\"text\":\"Pilih\",\"buttons\":[{\"id\":\"sktm\",\"title\":\"Surat Keterangan Tidak Mampu\"},"
+     "{\"id\":\"b\",\"title\":\"B\"},{\"id\":\"c\",\"title\":\"C\"},"
+     "{\"id\":\"d\",\"title\":\"Izin " D9 " \xe2\x80\x94 \xe2\x80\x94\"}]}",
+     "Pilih",
+     {{"interactive.type", "s:list"},
+      {"interactive.action.sections.0.rows.0.title", "s:Surat Keterangan Tidak M"},
+      {"interactive.action.sections.0.rows.3.title", "s:Izin " D9 " \xe2\x80\x94"}}},
+    {"a .pdf form is a document",
+     "{\"text\":\"Formulir PBG terlampir.\",\"form\":{\"id\":\"pbg\",\"title\":\"Formulir PBG\","
+     "\"url\":\"https://dpmptsp.tabanankab.go.id/files/formulir-pbg.pdf\"}}",
+     "Formulir PBG terlampir.",
+     {{"type", "s:document"},
+      {"document.link", "s:https://dpmptsp.tabanankab.go.id/files/formulir-pbg.pdf"},
+      {"document.filename", "s:formulir-pbg.pdf"},
+      {"document.caption", "s:Formulir PBG terlampir."},
+      {"text", "-"}}},
+    {"an upper-case .DOCX with a query is a document",
+     "{\"text\":\"Unduh:\",\"form\":{\"id\":\"siup\",\"title\":\"SIUP\","
+     "\"url\":\"http://example.go.id/dl/SIUP.DOCX?v=2#top\"}}",
+     "Unduh:",
+     {{"type", "s:document"},
+      {"document.link", "s:http://example.go.id/dl/SIUP.DOCX?v=2#top"},
+      {"document.filename", "s:SIUP.DOCX"}}},
+    {"a page form goes as text with a preview",
+     "{\"text\":\"Formulir: http://dpmptsp.tabanankab.go.id/formulir-pendaftaran-izin\","
+     "\"form\":{\"id\":\"daftar\",\"title\":\"Pendaftaran\","
+     "\"url\":\"http://dpmptsp.tabanankab.go.id/formulir-pendaftaran-izin\"}}",
+     "x",
+     {{"type", "s:text"},
+      {"text.body", "s:Formulir: http://dpmptsp.tabanankab.go.id/formulir-pendaftaran-izin"},
+      {"text.preview_url", "b:true"},
+      {"document", "-"}}},
+    {"a URL whose query only mentions .pdf is a page",
+     "{\"text\":\"Lihat http://x.go.id/view?file=a.pdf\",\"form\":{\"id\":\"a\",\"title\":\"A\","
+     "\"url\":\"http://x.go.id/view?file=a.pdf\"}}",
+     "x",
+     {{"type", "s:text"}, {"text.preview_url", "b:true"}}},
+    {"buttons and a .pdf form: buttons under a document header",
+     "{\"text\":\"Ini formulirnya.\",\"buttons\":[{\"id\":\"petugas\",\"title\":\"Petugas\"}],"
+     "\"form\":{\"id\":\"pbg\",\"title\":\"PBG\",\"url\":\"https://x.go.id/pbg.pdf\"}}",
+     "Ini formulirnya.",
+     {{"type", "s:interactive"},
+      {"interactive.type", "s:button"},
+      {"interactive.header.type", "s:document"},
+      {"interactive.header.document.link", "s:https://x.go.id/pbg.pdf"},
+      {"interactive.header.document.filename", "s:pbg.pdf"},
+      {"interactive.action.buttons", "n:1"}}},
+    {"a button without a title is ignored: text",
+     "{\"text\":\"Halo\",\"buttons\":[{\"id\":\"a\"}]}",
+     "Halo",
+     {{"type", "s:text"}, {"text.body", "s:Halo"}}},
 };
 
 static void test_wa_build_cases(void **state)
@@ -727,25 +737,21 @@ static void test_wa_build_escapes_text(void **state)
 	static const struct {
 		const char *label, *text;
 	} round[] = {
-		{"quotes and backslashes", "say \"halo\" \\ C:\\path\\"},
-		{"control characters", "a\nb\rc\td\be\ff\x01g\x1fh"},
-		{"slash and html", "</script> a/b"},
-		{"multi-byte", "Sampai jumpa \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xe2\x80\xa8 end"},
-		{"escape at the very end", "ends with a quote\""},
-		{"only an escape", "\n"},
-		{"DEL kept", "x\x7fy"},
+	    {"quotes and backslashes", "say \"halo\" \\ C:\\path\\"},
+	    {"control characters", "a\nb\rc\td\be\ff\x01g\x1fh"},
+	    {"slash and html", "</script> a/b"},
+	    {"multi-byte", "Sampai jumpa \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xe2\x80\xa8 end"},
+	    {"escape at the very end", "ends with a quote\""},
+	    {"only an escape", "\n"},
+	    {"DEL kept", "x\x7fy"},
 	};
 	static const struct {
 		const char *label, *text;
 	} bad[] = {
-		{"lone continuation byte", "a\x80z"},
-		{"overlong slash", "a\xc0\xafz"},
-		{"overlong three bytes", "a\xe0\x80\xafz"},
-		{"surrogate", "a\xed\xa0\x80z"},
-		{"past U+10FFFF", "a\xf4\x90\x80\x80z"},
-		{"F5 lead byte", "a\xf5\x80\x80\x80z"},
-		{"truncated at the end", "abc\xe2\x82"},
-		{"lead byte then ASCII", "a\xc3z"},
+	    {"lone continuation byte", "a\x80z"},	{"overlong slash", "a\xc0\xafz"},
+	    {"overlong three bytes", "a\xe0\x80\xafz"}, {"surrogate", "a\xed\xa0\x80z"},
+	    {"past U+10FFFF", "a\xf4\x90\x80\x80z"},	{"F5 lead byte", "a\xf5\x80\x80\x80z"},
+	    {"truncated at the end", "abc\xe2\x82"},	{"lead byte then ASCII", "a\xc3z"},
 	};
 	cfg c;
 	store_outbox_item it;
@@ -811,10 +817,10 @@ static void test_wa_build_refuses(void **state)
 	static const struct {
 		const char *label, *payload, *text;
 	} cases[] = {
-		{"payload not JSON", "{text", "x"},
-		{"payload an array", "[1]", "x"},
-		{"empty text, no form", "{\"text\":\"\"}", ""},
-		{"nothing at all", NULL, ""},
+	    {"payload not JSON", "{text", "x"},
+	    {"payload an array", "[1]", "x"},
+	    {"empty text, no form", "{\"text\":\"\"}", ""},
+	    {"nothing at all", NULL, ""},
 	};
 	cfg c;
 
@@ -851,40 +857,40 @@ static void test_wa_classify(void **state)
 		gw_send_class want;
 		const char *want_id, *want_err; /* NULL: not checked */
 	} cases[] = {
-		{"fixture ok", 200, ok, GW_SEND_OK, "wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEkM0MUU3QTkzQjI4RDA1RjZFMQA=", NULL},
-		{"201 ok", 201, "{\"messages\":[{\"id\":\"wamid.x\"}]}", GW_SEND_OK, "wamid.x", NULL},
-		{"200 without an id", 200, "{}", GW_SEND_OK, "", NULL},
-		{"transport failure", 0, NULL, GW_SEND_RETRY, "", NULL},
-		{"500 with error", 500, "{\"error\":{\"code\":1,\"message\":\"An unknown error occurred\"}}", GW_SEND_RETRY,
-		 "", "1 An unknown error occurred"},
-		{"503 empty", 503, "", GW_SEND_RETRY, "", "http 503"},
-		{"502 html", 502, "<html>bad gateway</html>", GW_SEND_RETRY, "", "http 502"},
-		{"fixture rate limit", 429, rl, GW_SEND_RETRY_LATER, "", "130429 (#130429) Rate limit hit"},
-		{"429 no body", 429, "", GW_SEND_RETRY_LATER, "", NULL},
-		{"code 4 app rate", 400, "{\"error\":{\"code\":4,\"message\":\"Application request limit reached\"}}",
-		 GW_SEND_RETRY_LATER, "", NULL},
-		{"code 80007", 400, "{\"error\":{\"code\":80007,\"message\":\"x\"}}", GW_SEND_RETRY_LATER, "", NULL},
-		{"code 131048 spam", 400, "{\"error\":{\"code\":131048,\"message\":\"x\"}}", GW_SEND_RETRY_LATER, "", NULL},
-		{"code 131056 pair", 400, "{\"error\":{\"code\":131056,\"message\":\"x\"}}", GW_SEND_RETRY_LATER, "", NULL},
-		{"code 130429 in a 500", 500, "{\"error\":{\"code\":130429,\"message\":\"x\"}}", GW_SEND_RETRY_LATER, "",
-		 NULL},
-		{"window closed", 400, "{\"error\":{\"code\":131047,\"message\":\"Re-engagement message\"}}",
-		 GW_SEND_WINDOW_CLOSED, "", "131047 Re-engagement message"},
-		{"invalid parameter", 400, "{\"error\":{\"code\":100,\"message\":\"(#100) Invalid parameter\"}}",
-		 GW_SEND_PERMANENT, "", "100 (#100) Invalid parameter"},
-		{"expired token", 401, "{\"error\":{\"code\":190,\"message\":\"Error validating access token\"}}",
-		 GW_SEND_PERMANENT, "", NULL},
-		{"404 empty", 404, NULL, GW_SEND_PERMANENT, "", "http 404"},
-		{"error of wrong type", 400, "{\"error\":\"nope\"}", GW_SEND_PERMANENT, "", "http 400"},
-		{"redirect", 302, "", GW_SEND_PERMANENT, "", NULL},
+	    {"fixture ok", 200, ok, GW_SEND_OK, "wamid.HBgNNjI4MTIzNDU2Nzg5MBUCABEYEkM0MUU3QTkzQjI4RDA1RjZFMQA=", NULL},
+	    {"201 ok", 201, "{\"messages\":[{\"id\":\"wamid.x\"}]}", GW_SEND_OK, "wamid.x", NULL},
+	    {"200 without an id", 200, "{}", GW_SEND_OK, "", NULL},
+	    {"transport failure", 0, NULL, GW_SEND_RETRY, "", NULL},
+	    {"500 with error", 500, "{\"error\":{\"code\":1,\"message\":\"An unknown error occurred\"}}", GW_SEND_RETRY,
+	     "", "1 An unknown error occurred"},
+	    {"503 empty", 503, "", GW_SEND_RETRY, "", "http 503"},
+	    {"502 html", 502, "<html>bad gateway</html>", GW_SEND_RETRY, "", "http 502"},
+	    {"fixture rate limit", 429, rl, GW_SEND_RETRY_LATER, "", "130429 (#130429) Rate limit hit"},
+	    {"429 no body", 429, "", GW_SEND_RETRY_LATER, "", NULL},
+	    {"code 4 app rate", 400, "{\"error\":{\"code\":4,\"message\":\"Application request limit reached\"}}",
+	     GW_SEND_RETRY_LATER, "", NULL},
+	    {"code 80007", 400, "{\"error\":{\"code\":80007,\"message\":\"x\"}}", GW_SEND_RETRY_LATER, "", NULL},
+	    {"code 131048 spam", 400, "{\"error\":{\"code\":131048,\"message\":\"x\"}}", GW_SEND_RETRY_LATER, "", NULL},
+	    {"code 131056 pair", 400, "{\"error\":{\"code\":131056,\"message\":\"x\"}}", GW_SEND_RETRY_LATER, "", NULL},
+	    {"code 130429 in a 500", 500, "{\"error\":{\"code\":130429,\"message\":\"x\"}}", GW_SEND_RETRY_LATER, "",
+	     NULL},
+	    {"window closed", 400, "{\"error\":{\"code\":131047,\"message\":\"Re-engagement message\"}}",
+	     GW_SEND_WINDOW_CLOSED, "", "131047 Re-engagement message"},
+	    {"invalid parameter", 400, "{\"error\":{\"code\":100,\"message\":\"(#100) Invalid parameter\"}}",
+	     GW_SEND_PERMANENT, "", "100 (#100) Invalid parameter"},
+	    {"expired token", 401, "{\"error\":{\"code\":190,\"message\":\"Error validating access token\"}}",
+	     GW_SEND_PERMANENT, "", NULL},
+	    {"404 empty", 404, NULL, GW_SEND_PERMANENT, "", "http 404"},
+	    {"error of wrong type", 400, "{\"error\":\"nope\"}", GW_SEND_PERMANENT, "", "http 400"},
+	    {"redirect", 302, "", GW_SEND_PERMANENT, "", NULL},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char id[256] = "junk", err[256] = "junk";
-		gw_send_class got = gw_whatsapp_ops.classify(cases[i].http, cases[i].body,
-							     cases[i].body ? strlen(cases[i].body) : 0, id, sizeof(id),
-							     err, sizeof(err));
+		gw_send_class got =
+		    gw_whatsapp_ops.classify(cases[i].http, cases[i].body, cases[i].body ? strlen(cases[i].body) : 0,
+					     id, sizeof(id), err, sizeof(err));
 		if (got != cases[i].want)
 			fail_msg("classify case \"%s\": got %s, want %s", cases[i].label, gw_send_class_name(got),
 				 gw_send_class_name(cases[i].want));
@@ -931,23 +937,23 @@ static void test_wa_configured_and_lookup(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_wa_signature_vectors),
-		cmocka_unit_test(test_wa_signature_rejects),
-		cmocka_unit_test(test_wa_signature_cached_context),
-		cmocka_unit_test(test_wa_parse_text),
-		cmocka_unit_test(test_wa_parse_button_reply),
-		cmocka_unit_test(test_wa_parse_list_reply),
-		cmocka_unit_test(test_wa_parse_image),
-		cmocka_unit_test(test_wa_parse_status_delivered),
-		cmocka_unit_test(test_wa_parse_status_failed),
-		cmocka_unit_test(test_wa_parse_mixed_batch),
-		cmocka_unit_test(test_wa_parse_malformed),
-		cmocka_unit_test(test_wa_build_cases),
-		cmocka_unit_test(test_wa_build_long_text_drops_interactive),
-		cmocka_unit_test(test_wa_build_escapes_text),
-		cmocka_unit_test(test_wa_build_refuses),
-		cmocka_unit_test(test_wa_classify),
-		cmocka_unit_test(test_wa_configured_and_lookup),
+	    cmocka_unit_test(test_wa_signature_vectors),
+	    cmocka_unit_test(test_wa_signature_rejects),
+	    cmocka_unit_test(test_wa_signature_cached_context),
+	    cmocka_unit_test(test_wa_parse_text),
+	    cmocka_unit_test(test_wa_parse_button_reply),
+	    cmocka_unit_test(test_wa_parse_list_reply),
+	    cmocka_unit_test(test_wa_parse_image),
+	    cmocka_unit_test(test_wa_parse_status_delivered),
+	    cmocka_unit_test(test_wa_parse_status_failed),
+	    cmocka_unit_test(test_wa_parse_mixed_batch),
+	    cmocka_unit_test(test_wa_parse_malformed),
+	    cmocka_unit_test(test_wa_build_cases),
+	    cmocka_unit_test(test_wa_build_long_text_drops_interactive),
+	    cmocka_unit_test(test_wa_build_escapes_text),
+	    cmocka_unit_test(test_wa_build_refuses),
+	    cmocka_unit_test(test_wa_classify),
+	    cmocka_unit_test(test_wa_configured_and_lookup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,8 +61,8 @@ static inline store *t_open(const char *path, int busy_ms)
  * makes the callback refuse; any other text is intent "i_<text>" up to a space.
  * It sends n_out replies (queue / sandboxed as configured) saying "re: <text>". */
 typedef struct t_decider {
-	int n_out;        /* replies per message (default 1 when the struct is zeroed: see t_decide) */
-	int no_reply;     /* 1: no replies at all */
+	int n_out;    /* replies per message (default 1 when the struct is zeroed: see t_decide) */
+	int no_reply; /* 1: no replies at all */
 	int queue, sandboxed;
 	size_t calls;
 	int seen_rate[512]; /* conv->rate_count seen for index i */
@@ -71,8 +71,7 @@ typedef struct t_decider {
 	char intent[512][BOT_NAME_MAX];
 } t_decider;
 
-static inline int t_decide(void *ctx, size_t index, const store_inbound *in, const store_conv *conv,
-			   store_decision *d)
+static inline int t_decide(void *ctx, size_t index, const store_inbound *in, const store_conv *conv, store_decision *d)
 {
 	t_decider *t = ctx;
 	t->calls++;

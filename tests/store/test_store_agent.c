@@ -83,7 +83,8 @@ static void test_store_claim_race_has_exactly_one_winner(void **state)
 		pthread_barrier_wait(&end_bar);
 		int ok_a = a.results[i] == STORE_OK, ok_b = b.results[i] == STORE_OK;
 		if (ok_a + ok_b != 1)
-			fail_msg("round %d: ketut %s, putu %s", i, store_rc_str(a.results[i]), store_rc_str(b.results[i]));
+			fail_msg("round %d: ketut %s, putu %s", i, store_rc_str(a.results[i]),
+				 store_rc_str(b.results[i]));
 		int loser = ok_a ? b.results[i] : a.results[i];
 		if (loser != STORE_ERR_CONFLICT)
 			fail_msg("round %d: the loser got %s", i, store_rc_str(loser));
@@ -117,32 +118,33 @@ static void test_store_claim_resolve_transfer_rules(void **state)
 
 	static const struct {
 		const char *label;
-		int op; /* 0 claim, 1 resolve, 2 transfer */
+		int op;	   /* 0 claim, 1 resolve, 2 transfer */
 		int which; /* 0: q, 1: bot_conv, 2: missing */
 		const char *agent, *to;
 		int want;
 		const char *want_agent;
 		bot_mode want_mode;
 	} cases[] = {
-		{"claim a bot conversation", 0, 1, "ketut", NULL, STORE_ERR_CONFLICT, "", BOT_MODE_BOT},
-		{"claim a missing conversation", 0, 2, "ketut", NULL, STORE_ERR_NOTFOUND, NULL, 0},
-		{"resolve before claim", 1, 0, "ketut", NULL, STORE_ERR_CONFLICT, "", BOT_MODE_QUEUED},
-		{"claim", 0, 0, "ketut", NULL, STORE_OK, "ketut", BOT_MODE_ASSIGNED},
-		{"claim again", 0, 0, "putu", NULL, STORE_ERR_CONFLICT, "ketut", BOT_MODE_ASSIGNED},
-		{"resolve by another agent", 1, 0, "putu", NULL, STORE_ERR_CONFLICT, "ketut", BOT_MODE_ASSIGNED},
-		{"transfer by another agent", 2, 0, "putu", "putu", STORE_ERR_CONFLICT, "ketut", BOT_MODE_ASSIGNED},
-		{"transfer to nobody", 2, 0, "ketut", "nobody", STORE_ERR_NOTFOUND, "ketut", BOT_MODE_ASSIGNED},
-		{"transfer to a disabled agent", 2, 0, "ketut", "komang", STORE_ERR_NOTFOUND, "ketut", BOT_MODE_ASSIGNED},
-		{"transfer", 2, 0, "ketut", "putu", STORE_OK, "putu", BOT_MODE_ASSIGNED},
-		{"resolve by the old agent", 1, 0, "ketut", NULL, STORE_ERR_CONFLICT, "putu", BOT_MODE_ASSIGNED},
-		{"resolve", 1, 0, "putu", NULL, STORE_OK, "", BOT_MODE_BOT},
-		{"resolve twice", 1, 0, "putu", NULL, STORE_ERR_CONFLICT, "", BOT_MODE_BOT},
+	    {"claim a bot conversation", 0, 1, "ketut", NULL, STORE_ERR_CONFLICT, "", BOT_MODE_BOT},
+	    {"claim a missing conversation", 0, 2, "ketut", NULL, STORE_ERR_NOTFOUND, NULL, 0},
+	    {"resolve before claim", 1, 0, "ketut", NULL, STORE_ERR_CONFLICT, "", BOT_MODE_QUEUED},
+	    {"claim", 0, 0, "ketut", NULL, STORE_OK, "ketut", BOT_MODE_ASSIGNED},
+	    {"claim again", 0, 0, "putu", NULL, STORE_ERR_CONFLICT, "ketut", BOT_MODE_ASSIGNED},
+	    {"resolve by another agent", 1, 0, "putu", NULL, STORE_ERR_CONFLICT, "ketut", BOT_MODE_ASSIGNED},
+	    {"transfer by another agent", 2, 0, "putu", "putu", STORE_ERR_CONFLICT, "ketut", BOT_MODE_ASSIGNED},
+	    {"transfer to nobody", 2, 0, "ketut", "nobody", STORE_ERR_NOTFOUND, "ketut", BOT_MODE_ASSIGNED},
+	    {"transfer to a disabled agent", 2, 0, "ketut", "komang", STORE_ERR_NOTFOUND, "ketut", BOT_MODE_ASSIGNED},
+	    {"transfer", 2, 0, "ketut", "putu", STORE_OK, "putu", BOT_MODE_ASSIGNED},
+	    {"resolve by the old agent", 1, 0, "ketut", NULL, STORE_ERR_CONFLICT, "putu", BOT_MODE_ASSIGNED},
+	    {"resolve", 1, 0, "putu", NULL, STORE_OK, "", BOT_MODE_BOT},
+	    {"resolve twice", 1, 0, "putu", NULL, STORE_ERR_CONFLICT, "", BOT_MODE_BOT},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		int64_t id = cases[i].which == 0 ? q : cases[i].which == 1 ? bot_conv : 424242;
-		int rc = cases[i].op == 0   ? store_conv_claim(s, id, cases[i].agent, 2000 + (int64_t)i)
-			 : cases[i].op == 1 ? store_conv_resolve(s, id, cases[i].agent, 2000 + (int64_t)i)
-					    : store_conv_transfer(s, id, cases[i].agent, cases[i].to, 2000 + (int64_t)i);
+		int rc = cases[i].op == 0 ? store_conv_claim(s, id, cases[i].agent, 2000 + (int64_t)i)
+			 : cases[i].op == 1
+			     ? store_conv_resolve(s, id, cases[i].agent, 2000 + (int64_t)i)
+			     : store_conv_transfer(s, id, cases[i].agent, cases[i].to, 2000 + (int64_t)i);
 		if (rc != cases[i].want)
 			fail_msg("%s: %s, want %s", cases[i].label, store_rc_str(rc), store_rc_str(cases[i].want));
 		if (!cases[i].want_agent)
@@ -210,7 +212,8 @@ static void test_store_agent_reply_and_rating(void **state)
 		int rating;
 		int64_t conv;
 		int want;
-	} cases[] = {{0, 0, STORE_ERR}, {6, 0, STORE_ERR}, {5, 424242, STORE_ERR_NOTFOUND}, {5, 0, STORE_OK}, {1, 0, STORE_OK}};
+	} cases[] = {
+	    {0, 0, STORE_ERR}, {6, 0, STORE_ERR}, {5, 424242, STORE_ERR_NOTFOUND}, {5, 0, STORE_OK}, {1, 0, STORE_OK}};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		int rc = store_rating_add(s, cases[i].conv ? cases[i].conv : q, cases[i].rating, 4000);
 		if (rc != cases[i].want)
@@ -231,12 +234,12 @@ static void test_store_agents(void **state)
 		const char *name, *role, *hash;
 		int want;
 	} adds[] = {
-		{"wayan", "admin", "$argon2id$v=19$w", STORE_OK},
-		{"ketut", "agent", "$argon2id$v=19$k", STORE_OK},
-		{"wayan", "agent", "$argon2id$v=19$x", STORE_ERR_CONFLICT},
-		{"made", "root", "$argon2id$v=19$m", STORE_ERR},
-		{"", "agent", "$argon2id$v=19$m", STORE_ERR},
-		{"nyoman", "agent", "", STORE_ERR},
+	    {"wayan", "admin", "$argon2id$v=19$w", STORE_OK},
+	    {"ketut", "agent", "$argon2id$v=19$k", STORE_OK},
+	    {"wayan", "agent", "$argon2id$v=19$x", STORE_ERR_CONFLICT},
+	    {"made", "root", "$argon2id$v=19$m", STORE_ERR},
+	    {"", "agent", "$argon2id$v=19$m", STORE_ERR},
+	    {"nyoman", "agent", "", STORE_ERR},
 	};
 	for (size_t i = 0; i < sizeof adds / sizeof adds[0]; i++) {
 		int rc = store_agent_add(s, adds[i].name, adds[i].role, adds[i].hash, 100);
@@ -286,9 +289,9 @@ static void test_store_sessions(void **state)
 		int64_t now;
 		int want;
 	} cases[] = {
-		{"live", h1, 5000, STORE_OK},
-		{"expired", h2, 2000, STORE_ERR_NOTFOUND},
-		{"unknown", h3, 5000, STORE_ERR_NOTFOUND},
+	    {"live", h1, 5000, STORE_OK},
+	    {"expired", h2, 2000, STORE_ERR_NOTFOUND},
+	    {"unknown", h3, 5000, STORE_ERR_NOTFOUND},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		int rc = store_session_get(s, cases[i].hash, cases[i].now, who, sizeof who);
@@ -312,12 +315,12 @@ static void test_store_sessions(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_store_claim_race_has_exactly_one_winner, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_claim_resolve_transfer_rules, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_queue_list_oldest_first, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_agent_reply_and_rating, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_agents, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_sessions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_claim_race_has_exactly_one_winner, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_claim_resolve_transfer_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_queue_list_oldest_first, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_agent_reply_and_rating, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_agents, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_sessions, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	if (dir[0])

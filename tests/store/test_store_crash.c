@@ -39,9 +39,10 @@ static void lock_holder(const char *path, int ready, int go)
 {
 	sqlite3 *db = NULL;
 	char c = 0;
-	if (sqlite3_open(path, &db) != SQLITE_OK || sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+	if (sqlite3_open(path, &db) != SQLITE_OK ||
+	    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(db, "INSERT INTO audit (at_ms, who, what) VALUES (1, 'child', 'lock')", NULL, NULL, NULL) !=
-		    SQLITE_OK)
+		SQLITE_OK)
 		_exit(2);
 	if (write(ready, "L", 1) != 1)
 		_exit(3);
@@ -78,7 +79,8 @@ static void test_store_locked_db_is_busy_then_works(void **state)
 	assert_int_equal(read(ready[0], &c, 1), 1);
 
 	/* Every kind of write waits about the busy timeout, then says BUSY. */
-	store_inbound in[2] = {t_in("whatsapp", "62811", "m1", "jam", 2000), t_in("whatsapp", "62899", "m2", "jam", 2000)};
+	store_inbound in[2] = {t_in("whatsapp", "62811", "m1", "jam", 2000),
+			       t_in("whatsapp", "62899", "m2", "jam", 2000)};
 	store_inbound_result r[2];
 	int64_t t0 = mono_ms();
 	int rc = store_inbound_batch(s, in, 2, t_decide, &t, r);
@@ -147,7 +149,8 @@ static void writer(const char *path, int fd)
 static void check_after_kill(const char *path, uint32_t committed, int round)
 {
 	store *s = t_open(path, 5000);
-	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"), 0);
+	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"),
+			 0);
 	int64_t in_total = t_sql_int(path, "SELECT count(*) FROM messages WHERE direction = 'in'");
 	int64_t batches = in_total / BATCH;
 	if (in_total % BATCH != 0)
@@ -219,8 +222,8 @@ static void test_store_sigkill_loses_no_committed_batch(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_store_locked_db_is_busy_then_works),
-		cmocka_unit_test(test_store_sigkill_loses_no_committed_batch),
+	    cmocka_unit_test(test_store_locked_db_is_busy_then_works),
+	    cmocka_unit_test(test_store_sigkill_loses_no_committed_batch),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

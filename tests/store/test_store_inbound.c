@@ -72,8 +72,8 @@ static void test_store_inbound_rate_window_counts_before_decide(void **state)
 		int want_count;
 		int64_t want_window;
 	} cases[] = {
-		{100000, 1, 100000}, {101000, 2, 100000}, {159999, 3, 100000},
-		{160000, 1, 160000}, {190000, 2, 160000}, {500000, 1, 500000},
+	    {100000, 1, 100000}, {101000, 2, 100000}, {159999, 3, 100000},
+	    {160000, 1, 160000}, {190000, 2, 160000}, {500000, 1, 500000},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		t_decider t = {.queue = 1};
@@ -100,10 +100,10 @@ static void test_store_inbound_reply_status_by_kind(void **state)
 		const char *want_status;
 		int want_outbox;
 	} cases[] = {
-		{"queued for the sender", 1, 0, "queued", 1},
-		{"pushed by the channel itself", 0, 0, "delivered", 0},
-		{"sandboxed channel", 1, 1, "sandboxed", 0},
-		{"sandboxed, not queued", 0, 1, "sandboxed", 0},
+	    {"queued for the sender", 1, 0, "queued", 1},
+	    {"pushed by the channel itself", 0, 0, "delivered", 0},
+	    {"sandboxed channel", 1, 1, "sandboxed", 0},
+	    {"sandboxed, not queued", 0, 1, "sandboxed", 0},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		t_decider t = {.queue = cases[i].queue, .sandboxed = cases[i].sandboxed, .n_out = 2};
@@ -164,9 +164,9 @@ static void test_store_inbound_duplicate_in_same_and_later_batch(void **state)
 	(void)state;
 	t_decider t = {.queue = 1};
 	store_inbound in[3] = {
-		t_in("whatsapp", "6281200000004", "wamid.D1", "jam", 1000),
-		t_in("whatsapp", "6281200000004", "wamid.D1", "jam", 1000), /* provider retry, same batch */
-		t_in("whatsapp", "6281200000004", "wamid.D2", "syarat", 1001),
+	    t_in("whatsapp", "6281200000004", "wamid.D1", "jam", 1000),
+	    t_in("whatsapp", "6281200000004", "wamid.D1", "jam", 1000), /* provider retry, same batch */
+	    t_in("whatsapp", "6281200000004", "wamid.D2", "syarat", 1001),
 	};
 	store_inbound_result r[3];
 	assert_int_equal(store_inbound_batch(s, in, 3, t_decide, &t, r), STORE_OK);
@@ -198,9 +198,9 @@ static void test_store_inbound_duplicate_in_same_and_later_batch(void **state)
 
 	/* The same id from another channel, and messages without ids, are new. */
 	store_inbound other[3] = {
-		t_in("twilio", "6281200000004", "wamid.D1", "jam", 3000),
-		t_in("kannel", "6281200000004", NULL, "jam", 3000),
-		t_in("kannel", "6281200000004", NULL, "jam", 3000),
+	    t_in("twilio", "6281200000004", "wamid.D1", "jam", 3000),
+	    t_in("kannel", "6281200000004", NULL, "jam", 3000),
+	    t_in("kannel", "6281200000004", NULL, "jam", 3000),
 	};
 	assert_int_equal(store_inbound_batch(s, other, 3, t_decide, &t2, r), STORE_OK);
 	for (int i = 0; i < 3; i++)
@@ -213,10 +213,10 @@ static void test_store_inbound_refused_message_rolls_back_alone(void **state)
 	(void)state;
 	t_decider t = {.queue = 1};
 	store_inbound in[4] = {
-		t_in("whatsapp", "6281200000005", "f1", "jam", 1000),
-		t_in("whatsapp", "6281200000099", "f2", "refuse", 1001), /* a new contact, refused */
-		t_in("whatsapp", "6281200000005", "f3", "refuse", 1002), /* a known contact, refused */
-		t_in("whatsapp", "6281200000005", "f4", "syarat", 1003),
+	    t_in("whatsapp", "6281200000005", "f1", "jam", 1000),
+	    t_in("whatsapp", "6281200000099", "f2", "refuse", 1001), /* a new contact, refused */
+	    t_in("whatsapp", "6281200000005", "f3", "refuse", 1002), /* a known contact, refused */
+	    t_in("whatsapp", "6281200000005", "f4", "syarat", 1003),
 	};
 	store_inbound_result r[4];
 	assert_int_equal(store_inbound_batch(s, in, 4, t_decide, &t, r), STORE_OK);
@@ -253,8 +253,8 @@ static void test_store_inbound_returning_contact_keeps_what_changed(void **state
 		const char *name;      /* display name sent with the message, or NULL */
 		const char *want_name; /* stored afterwards */
 	} cases[] = {
-		{"Ni Luh", "Ni Luh"}, {NULL, "Ni Luh"}, {"", "Ni Luh"}, {"Ni Luh Putu", "Ni Luh Putu"},
-		{"Ni Luh Putu", "Ni Luh Putu"},
+	    {"Ni Luh", "Ni Luh"},	    {NULL, "Ni Luh"}, {"", "Ni Luh"}, {"Ni Luh Putu", "Ni Luh Putu"},
+	    {"Ni Luh Putu", "Ni Luh Putu"},
 	};
 	t_decider t = {.queue = 1};
 	int64_t conv = 0;
@@ -283,16 +283,17 @@ static void test_store_inbound_keeps_untrusted_text_verbatim(void **state)
 {
 	(void)state;
 	static const char *const texts[] = {
-		"'); DROP TABLE messages; --",
-		"Om Swastyastu \xF0\x9F\x99\x8F izin PBG?",
-		"line1\nline2\r\n\t\"quoted\"",
+	    "'); DROP TABLE messages; --",
+	    "Om Swastyastu \xF0\x9F\x99\x8F izin PBG?",
+	    "line1\nline2\r\n\t\"quoted\"",
 	};
 	t_decider t = {.queue = 1, .no_reply = 1};
 	int64_t conv = 0;
 	for (size_t i = 0; i < 3; i++) {
 		char pid[16];
 		snprintf(pid, sizeof pid, "u%zu", i);
-		conv = t_one(s, &t, t_in("whatsapp", "6281200000006", pid, texts[i], 1000 + (int64_t)i)).conversation_id;
+		conv =
+		    t_one(s, &t, t_in("whatsapp", "6281200000006", pid, texts[i], 1000 + (int64_t)i)).conversation_id;
 	}
 	/* A media message without a caption. */
 	store_inbound media = t_in("whatsapp", "6281200000006", "u9", NULL, 2000);
@@ -347,15 +348,15 @@ static void test_store_inbound_big_batch(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_store_inbound_first_message_creates_conversation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_inbound_rate_window_counts_before_decide, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_inbound_reply_status_by_kind, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_inbound_escalation_sets_time_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_inbound_duplicate_in_same_and_later_batch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_inbound_refused_message_rolls_back_alone, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_inbound_returning_contact_keeps_what_changed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_inbound_keeps_untrusted_text_verbatim, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_inbound_big_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_inbound_first_message_creates_conversation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_inbound_rate_window_counts_before_decide, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_inbound_reply_status_by_kind, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_inbound_escalation_sets_time_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_inbound_duplicate_in_same_and_later_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_inbound_refused_message_rolls_back_alone, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_inbound_returning_contact_keeps_what_changed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_inbound_keeps_untrusted_text_verbatim, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_inbound_big_batch, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	if (dir[0])

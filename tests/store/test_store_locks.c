@@ -60,7 +60,7 @@ static void test_store_second_handle_keeps_the_first_handles_locks(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_store_second_handle_keeps_the_first_handles_locks),
+	    cmocka_unit_test(test_store_second_handle_keeps_the_first_handles_locks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

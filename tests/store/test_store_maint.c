@@ -40,12 +40,22 @@ static void test_store_stats_known_data_set(void **state)
 		const char *addr, *text;
 		int64_t at;
 	} msgs[] = {
-		{"62801", "jam", 1000000},       {"62801", "jam", 1000100},       {"62801", "syarat", 1000200},
-		{"62802", "jam", 1100000},       {"62802", "?Apa itu", 1100100},  {"62802", "agent", 1100200},
-		{"62803", "?apa itu ", 1200000}, {"62803", "?APA ITU", 1200100},  {"62803", "?lain", 1200200},
-		{"62803", "agent", 1200300},     {"62804", "agent", 1300000},     {"62805", "agent", 1400000},
-		/* outside [1000000, 2000000) */
-		{"62806", "jam", 999999},        {"62806", "?apa itu", 2000000},  {"62806", "agent", 2000000},
+	    {"62801", "jam", 1000000},
+	    {"62801", "jam", 1000100},
+	    {"62801", "syarat", 1000200},
+	    {"62802", "jam", 1100000},
+	    {"62802", "?Apa itu", 1100100},
+	    {"62802", "agent", 1100200},
+	    {"62803", "?apa itu ", 1200000},
+	    {"62803", "?APA ITU", 1200100},
+	    {"62803", "?lain", 1200200},
+	    {"62803", "agent", 1200300},
+	    {"62804", "agent", 1300000},
+	    {"62805", "agent", 1400000},
+	    /* outside [1000000, 2000000) */
+	    {"62806", "jam", 999999},
+	    {"62806", "?apa itu", 2000000},
+	    {"62806", "agent", 2000000},
 	};
 	t_decider t = {.queue = 1};
 	int64_t conv[16], first_out = 0;
@@ -72,11 +82,11 @@ static void test_store_stats_known_data_set(void **state)
 		const char *label;
 		int64_t want;
 	} want[] = {
-		{"inbound", 12}, {"outbound", 12}, {"fallbacks", 4},    {"conversations", 5},
-		{"escalations", 4}, {"claimed", 3}, {"dead_letters", 1}, {"ratings", 2},
+	    {"inbound", 12},	{"outbound", 12}, {"fallbacks", 4},    {"conversations", 5},
+	    {"escalations", 4}, {"claimed", 3},	  {"dead_letters", 1}, {"ratings", 2},
 	};
-	int64_t got[] = {st.inbound, st.outbound, st.fallbacks, st.conversations, st.escalations, st.claimed,
-			 st.dead_letters, st.ratings};
+	int64_t got[] = {st.inbound,	 st.outbound, st.fallbacks,    st.conversations,
+			 st.escalations, st.claimed,  st.dead_letters, st.ratings};
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
 		if (got[i] != want[i].want)
 			fail_msg("%s: %lld, want %lld", want[i].label, (long long)got[i], (long long)want[i].want);
@@ -128,9 +138,9 @@ static void test_store_purge_blanks_old_texts_only(void **state)
 		size_t idx;
 		const char *want; /* NULL: blanked */
 	} cases[] = {
-		{"old question", 0, 0, NULL},        {"old answer still to send", 0, 1, "re: jam lama"},
-		{"old web question", 1, 0, NULL},   {"old web answer", 1, 1, NULL},
-		{"new question", 2, 0, "jam baru"}, {"new answer", 2, 1, "re: jam baru"},
+	    {"old question", 0, 0, NULL},	{"old answer still to send", 0, 1, "re: jam lama"},
+	    {"old web question", 1, 0, NULL},	{"old web answer", 1, 1, NULL},
+	    {"new question", 2, 0, "jam baru"}, {"new answer", 2, 1, "re: jam baru"},
 	};
 	int64_t convs[3] = {x.conversation_id, y.conversation_id, z.conversation_id};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -249,16 +259,17 @@ static void test_store_backup_while_writing(void **state)
 	snprintf(bad, sizeof bad, "%s/no/such/dir/x.db", dir);
 	assert_int_not_equal(store_backup(s, bad, err, sizeof err), STORE_OK);
 	/* The live database is unharmed. */
-	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"), 0);
+	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check <> 'ok'"),
+			 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_store_stats_known_data_set, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_purge_blanks_old_texts_only, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_purge_many, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_backup_while_writing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_stats_known_data_set, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_purge_blanks_old_texts_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_purge_many, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_backup_while_writing, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	if (dir[0])

@@ -133,7 +133,9 @@ static void make_old_db(const char *path, int v)
 			     " VALUES (3, 1, 'out', 'whatsapp', 'Mohon tunggu', 'queued', 3000)");
 		raw_exec(db, "INSERT INTO outbox (message_id, conversation_id, next_attempt_ms, created_ms)"
 			     " VALUES (3, 1, 3000, 3000)");
-		raw_exec(db, "INSERT INTO agents (name, role, pwhash, created_ms) VALUES ('wayan', 'admin', '$argon2id$x', 5)");
+		raw_exec(
+		    db,
+		    "INSERT INTO agents (name, role, pwhash, created_ms) VALUES ('wayan', 'admin', '$argon2id$x', 5)");
 	}
 	if (v >= 2) {
 		raw_exec(db, "INSERT INTO ratings (conversation_id, rating, at_ms) VALUES (1, 4, 2000)");
@@ -209,11 +211,13 @@ static void test_store_migrates_from_every_earlier_version(void **state)
 				    " AND sql LIKE '%WHERE provider_id IS NOT NULL%'") != 1)
 			fail_msg("from v%d: messages_provider is not the v4 partial index", v);
 		assert_int_equal(t_sql_int(path, "SELECT count(*) FROM messages WHERE provider_id IS NOT NULL"), 3);
-		assert_true(t_plan_uses(path, "SELECT 1 FROM messages WHERE direction = 'in' AND channel = 'whatsapp'"
-					      " AND provider_id = 'wamid.old1'",
+		assert_true(t_plan_uses(path,
+					"SELECT 1 FROM messages WHERE direction = 'in' AND channel = 'whatsapp'"
+					" AND provider_id = 'wamid.old1'",
 					"messages_provider"));
-		assert_true(t_plan_uses(path, "SELECT id, status FROM messages WHERE direction = 'out'"
-					      " AND channel = 'whatsapp' AND provider_id = 'wamid.out2'",
+		assert_true(t_plan_uses(path,
+					"SELECT id, status FROM messages WHERE direction = 'out'"
+					" AND channel = 'whatsapp' AND provider_id = 'wamid.out2'",
 					"messages_provider"));
 	}
 }
@@ -273,12 +277,13 @@ static void test_store_open_readonly(void **state)
 static void test_store_rc_str_names_every_code(void **state)
 {
 	(void)state;
-	static const int codes[] = {STORE_OK, STORE_DUPLICATE, STORE_ERR, STORE_ERR_BUSY, STORE_ERR_NOTFOUND,
-				    STORE_ERR_CONFLICT};
+	static const int codes[] = {STORE_OK,	    STORE_DUPLICATE,	STORE_ERR,
+				    STORE_ERR_BUSY, STORE_ERR_NOTFOUND, STORE_ERR_CONFLICT};
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(store_rc_str(codes[i]), store_rc_str(codes[j])) == 0)
-				fail_msg("codes %d and %d share the text %s", codes[i], codes[j], store_rc_str(codes[i]));
+				fail_msg("codes %d and %d share the text %s", codes[i], codes[j],
+					 store_rc_str(codes[i]));
 		assert_true(strlen(store_rc_str(codes[i])) > 0);
 	}
 }
@@ -286,12 +291,12 @@ static void test_store_rc_str_names_every_code(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_store_open_creates_files_0600),
-		cmocka_unit_test(test_store_open_uses_wal_and_newest_schema),
-		cmocka_unit_test(test_store_migrates_from_every_earlier_version),
-		cmocka_unit_test(test_store_open_refuses_newer_schema),
-		cmocka_unit_test(test_store_open_readonly),
-		cmocka_unit_test(test_store_rc_str_names_every_code),
+	    cmocka_unit_test(test_store_open_creates_files_0600),
+	    cmocka_unit_test(test_store_open_uses_wal_and_newest_schema),
+	    cmocka_unit_test(test_store_migrates_from_every_earlier_version),
+	    cmocka_unit_test(test_store_open_refuses_newer_schema),
+	    cmocka_unit_test(test_store_open_readonly),
+	    cmocka_unit_test(test_store_rc_str_names_every_code),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

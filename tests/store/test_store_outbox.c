@@ -94,10 +94,10 @@ static void test_store_outbox_leaves_in_order_per_conversation(void **state)
 	assert_int_equal(ids[0], a[2]);
 	assert_int_equal(store_outbox_counts_get(s, 7200, &c), STORE_OK);
 	assert_int_equal(c.dead, 1);
-	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM messages WHERE status = 'dead' AND error = '8 attempts'"),
-			 1);
-	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM messages WHERE status = 'sent' AND provider_id = 'wamid.OUT1'"),
-			 1);
+	assert_int_equal(
+	    t_sql_int(path, "SELECT count(*) FROM messages WHERE status = 'dead' AND error = '8 attempts'"), 1);
+	assert_int_equal(
+	    t_sql_int(path, "SELECT count(*) FROM messages WHERE status = 'sent' AND provider_id = 'wamid.OUT1'"), 1);
 }
 
 static void test_store_outbox_lease_expires(void **state)
@@ -142,10 +142,10 @@ static void test_store_outbox_wrong_calls(void **state)
 		const char *label;
 		int want;
 	} cases[] = {
-		{"sent unknown", STORE_ERR_NOTFOUND}, {"retry unknown", STORE_ERR_NOTFOUND},
-		{"fail bad status", STORE_ERR},       {"fail ok", STORE_OK},
-		{"retry dead", STORE_ERR_NOTFOUND},   {"sent dead", STORE_ERR_NOTFOUND},
-		{"fail twice", STORE_ERR_NOTFOUND},
+	    {"sent unknown", STORE_ERR_NOTFOUND}, {"retry unknown", STORE_ERR_NOTFOUND},
+	    {"fail bad status", STORE_ERR},	  {"fail ok", STORE_OK},
+	    {"retry dead", STORE_ERR_NOTFOUND},	  {"sent dead", STORE_ERR_NOTFOUND},
+	    {"fail twice", STORE_ERR_NOTFOUND},
 	};
 	int got[7];
 	got[0] = store_outbox_sent(s, id + 1000, "x", 1);
@@ -191,24 +191,27 @@ static void test_store_outbox_results_records_a_batch(void **state)
 	static const struct {
 		const char *label;
 		int outcome;
-		const char *status;     /* FAIL's status */
+		const char *status; /* FAIL's status */
 		int want_rc;
-		const char *want_msg;   /* the message's status afterwards */
-		int want_outbox;        /* outbox rows left for it */
+		const char *want_msg; /* the message's status afterwards */
+		int want_outbox;      /* outbox rows left for it */
 	} cases[] = {
-		{"sent", STORE_OUTBOX_SENT, NULL, STORE_OK, "sent", 0},
-		{"retry", STORE_OUTBOX_RETRY, NULL, STORE_OK, "queued", 1},
-		{"dead", STORE_OUTBOX_FAIL, "dead", STORE_OK, "dead", 1},
-		{"window closed", STORE_OUTBOX_FAIL, "window_closed", STORE_OK, "window_closed", 1},
-		{"bad status", STORE_OUTBOX_FAIL, "sent", STORE_ERR, "queued", 1},
-		{"gone", STORE_OUTBOX_SENT, NULL, STORE_ERR_NOTFOUND, NULL, 0},
+	    {"sent", STORE_OUTBOX_SENT, NULL, STORE_OK, "sent", 0},
+	    {"retry", STORE_OUTBOX_RETRY, NULL, STORE_OK, "queued", 1},
+	    {"dead", STORE_OUTBOX_FAIL, "dead", STORE_OK, "dead", 1},
+	    {"window closed", STORE_OUTBOX_FAIL, "window_closed", STORE_OK, "window_closed", 1},
+	    {"bad status", STORE_OUTBOX_FAIL, "sent", STORE_ERR, "queued", 1},
+	    {"gone", STORE_OUTBOX_SENT, NULL, STORE_ERR_NOTFOUND, NULL, 0},
 	};
 	size_t n = sizeof cases / sizeof cases[0];
 	store_outbox_result v[6];
 	int rc[6];
 	for (size_t i = 0; i < n; i++) {
-		v[i] = (store_outbox_result){.id = i < 5 ? id[i] : id[4] + 1000, .outcome = cases[i].outcome,
-					     .provider_id = "wamid.OUT", .next_ms = 9000, .status = cases[i].status,
+		v[i] = (store_outbox_result){.id = i < 5 ? id[i] : id[4] + 1000,
+					     .outcome = cases[i].outcome,
+					     .provider_id = "wamid.OUT",
+					     .next_ms = 9000,
+					     .status = cases[i].status,
 					     .error = "e"};
 		rc[i] = -99;
 	}
@@ -217,7 +220,8 @@ static void test_store_outbox_results_records_a_batch(void **state)
 	for (size_t i = 0; i < n; i++) {
 		char sql[200];
 		if (rc[i] != cases[i].want_rc)
-			fail_msg("%s: %s, want %s", cases[i].label, store_rc_str(rc[i]), store_rc_str(cases[i].want_rc));
+			fail_msg("%s: %s, want %s", cases[i].label, store_rc_str(rc[i]),
+				 store_rc_str(cases[i].want_rc));
 		if (!cases[i].want_msg)
 			continue;
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE id = %lld AND status = '%s'",
@@ -253,8 +257,8 @@ static void test_store_outbox_results_busy_records_nothing(void **state)
 	int64_t ids[8];
 	assert_int_equal(lease_ids(2000, 30000, 10, ids), 2);
 	store_outbox_result v[2] = {
-		{.id = a, .outcome = STORE_OUTBOX_SENT, .provider_id = "wamid.A"},
-		{.id = b, .outcome = STORE_OUTBOX_RETRY, .next_ms = 5000, .error = "500"},
+	    {.id = a, .outcome = STORE_OUTBOX_SENT, .provider_id = "wamid.A"},
+	    {.id = b, .outcome = STORE_OUTBOX_RETRY, .next_ms = 5000, .error = "500"},
 	};
 	int rc[2];
 	sqlite3 *other = NULL;
@@ -284,13 +288,13 @@ static void test_store_status_never_moves_backwards(void **state)
 		const char *reports[4];
 		const char *want;
 	} cases[] = {
-		{"in order", {"delivered", "read", NULL}, "read"},
-		{"read before delivered", {"read", "delivered", NULL}, "read"},
-		{"late sent", {"delivered", "sent", NULL}, "delivered"},
-		{"failed after sent", {"sent", "failed", NULL}, "failed"},
-		{"failed after read", {"read", "failed", NULL}, "failed"},
-		{"all repeated", {"read", "read", "delivered", "sent"}, "read"},
-		{"unknown status is history only", {"delivered", "deleted", NULL}, "delivered"},
+	    {"in order", {"delivered", "read", NULL}, "read"},
+	    {"read before delivered", {"read", "delivered", NULL}, "read"},
+	    {"late sent", {"delivered", "sent", NULL}, "delivered"},
+	    {"failed after sent", {"sent", "failed", NULL}, "failed"},
+	    {"failed after read", {"read", "failed", NULL}, "failed"},
+	    {"all repeated", {"read", "read", "delivered", "sent"}, "read"},
+	    {"unknown status is history only", {"delivered", "deleted", NULL}, "delivered"},
 	};
 	t_decider t = {.queue = 1};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -309,14 +313,15 @@ static void test_store_status_never_moves_backwards(void **state)
 				fail_msg("%s: report %s: %s", cases[i].label, st, store_rc_str(rc));
 		}
 		char sql[160];
-		snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE id = %lld AND status = '%s'", (long long)id,
-			 cases[i].want);
+		snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE id = %lld AND status = '%s'",
+			 (long long)id, cases[i].want);
 		if (t_sql_int(path, sql) != 1)
 			fail_msg("%s: status is not %s", cases[i].label, cases[i].want);
 		/* queued + sent + every report */
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM message_status WHERE message_id = %lld", (long long)id);
 		if (t_sql_int(path, sql) != 2 + n)
-			fail_msg("%s: %lld history rows, want %d", cases[i].label, (long long)t_sql_int(path, sql), 2 + n);
+			fail_msg("%s: %lld history rows, want %d", cases[i].label, (long long)t_sql_int(path, sql),
+				 2 + n);
 	}
 	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM messages WHERE error = '131047 re-engagement'"), 2);
 	assert_int_equal(store_msg_status(s, "whatsapp", "wamid.nope", "read", NULL, 1), STORE_ERR_NOTFOUND);
@@ -326,13 +331,13 @@ static void test_store_status_never_moves_backwards(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_store_outbox_leaves_in_order_per_conversation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_outbox_lease_expires, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_outbox_lease_respects_max, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_outbox_wrong_calls, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_outbox_results_records_a_batch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_outbox_results_busy_records_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_status_never_moves_backwards, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_outbox_leaves_in_order_per_conversation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_outbox_lease_expires, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_outbox_lease_respects_max, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_outbox_wrong_calls, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_outbox_results_records_a_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_outbox_results_busy_records_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_status_never_moves_backwards, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	if (dir[0])
