@@ -2,7 +2,7 @@
  *
  * A sample exchange (client frames first, JSON text frames):
  *   -> {"type":"hello","session":"3f9c...32 hex","since":41}
- *   <- {"type":"session","id":"3f9c..."}
+ *   <- {"type":"session","id":"3f9c...","office":"DPMPPTSP Kabupaten Tabanan"}
  *   <- {"type":"message","from":"bot","text":"...","buttons":[],"seq":42}
  *   -> {"type":"message","text":"jam buka kantor?","id":"c-7"}
  *   <- {"type":"message","from":"bot","text":"...","buttons":[{"id":"kontak","title":"Kontak"}],"seq":44}
@@ -201,7 +201,9 @@ static void gw_web_error(gw_web *web, gw_web_pss *pss, const char *code, const c
 
 static void gw_web_session_send(gw_web *web, gw_web_pss *pss)
 {
-	gw_web_send(web, pss, json_pack("{s:s, s:s}", "type", "session", "id", pss->session));
+	/* The office's name lets the page title itself from the config. */
+	gw_web_send(web, pss,
+		    json_pack("{s:s, s:s, s:s}", "type", "session", "id", pss->session, "office", web->o.c->office.name));
 }
 
 static int gw_web_session_valid(const char *s)

@@ -128,10 +128,12 @@ async function main() {
 			assert.equal(await page.getAttribute('html', 'lang'), 'id');
 			assert.equal(await page.getAttribute('#input', 'placeholder'), 'Ketik pesan…');
 			assert.equal((await page.textContent('#send')).trim(), 'Kirim');
-			assert.ok((await page.textContent('#office')).trim().length > 0, 'office name in the header');
 			assert.equal(await page.locator('label[for="input"]').count(), 1, 'the input has a label');
 			assert.equal(await page.getAttribute('#log', 'role'), 'log');
 			await waitStatus(page, /^Terhubung$/);
+			await page.waitForFunction(
+				() => document.querySelector('#office').textContent.trim() === 'DPMPPTSP Kabupaten Tabanan',
+				null, { timeout: 5000 });
 			const sock = await page.evaluate(() => {
 				const s = window.__ws.sockets[0];
 				return { url: s.url, protocol: s.protocol };

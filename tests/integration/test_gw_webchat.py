@@ -50,6 +50,7 @@ class WebChat(unittest.TestCase):
         sess = ws.recv_json()
         self.assertEqual(sess["type"], "session")
         self.assertRegex(sess["id"], r"^[0-9a-f]{32}$")
+        self.assertEqual(sess["office"], "DPMPPTSP Kabupaten Tabanan")  # from [office] name
         ws.send_json({"type": "message", "text": "jam buka kantor brp?"})
         msg, _ = ws.recv_until(is_type("message"))
         self.assertEqual(msg["from"], "bot")
