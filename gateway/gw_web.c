@@ -202,8 +202,9 @@ static void gw_web_error(gw_web *web, gw_web_pss *pss, const char *code, const c
 static void gw_web_session_send(gw_web *web, gw_web_pss *pss)
 {
 	/* The office's name lets the page title itself from the config. */
-	gw_web_send(web, pss,
-		    json_pack("{s:s, s:s, s:s}", "type", "session", "id", pss->session, "office", web->o.c->office.name));
+	gw_web_send(
+	    web, pss,
+	    json_pack("{s:s, s:s, s:s}", "type", "session", "id", pss->session, "office", web->o.c->office.name));
 }
 
 static int gw_web_session_valid(const char *s)

@@ -139,16 +139,18 @@ static int lost(store *s, int64_t id)
 		 : store_failf(s, STORE_ERR_NOTFOUND, "no conversation %lld", (long long)id);
 }
 
-/* Runs the bound conditional UPDATE st and, when it changed one row, the audit
- * row, all in one transaction. */
-static int conditional(store *s, sqlite3_stmt *st, int64_t id, const char *who, const char *what, const char *detail,
-		       int64_t now_ms)
+/* Runs the bound conditional UPDATE st and, when it changed one row, the bound
+ * statement after (or none) and the audit row, all in one transaction. */
+static int conditional(store *s, sqlite3_stmt *st, sqlite3_stmt *after, int64_t id, const char *who, const char *what,
+		       const char *detail, int64_t now_ms)
 {
 	char object[32];
 	snprintf(object, sizeof object, "conversation:%lld", (long long)id);
 	int rc = store_tx_begin(s);
 	if (rc != STORE_OK) {
 		store_stmt_done(st);
+		if (after)
+			store_stmt_done(after);
 		return rc;
 	}
 	rc = store_exec_stmt(s, st);
@@ -158,61 +160,44 @@ static int conditional(store *s, sqlite3_stmt *st, int64_t id, const char *who, 
 		rc = lost(s, id);
 		goto fail;
 	}
+	if (after) {
+		rc = store_exec_stmt(s, after); /* resets it, whatever the outcome */
+		after = NULL;
+		if (rc != STORE_OK)
+			goto fail;
+	}
 	rc = store_audit_insert(s, who, what, object, detail, now_ms);
 	if (rc != STORE_OK)
 		goto fail;
 	return store_tx_commit(s);
 fail:
+	if (after)
+		store_stmt_done(after);
 	store_tx_rollback(s);
 	return rc;
 }
 
 int store_conv_claim(store *s, int64_t conversation_id, const char *agent, int64_t now_ms)
 {
+	sqlite3_stmt *st, *esc;
+
 	if (!agent || !*agent)
 		return store_failf(s, STORE_ERR, "claim without an agent");
-	sqlite3_stmt *st = store_stmt(s, STMT_CONV_CLAIM,
-				      "UPDATE conversations SET state = 'assigned', agent = ?, claimed_ms = ?"
-				      " WHERE id = ? AND state = 'queued'");
-	if (!st)
+	st = store_stmt(s, STMT_CONV_CLAIM,
+			"UPDATE conversations SET state = 'assigned', agent = ?, claimed_ms = ?"
+			" WHERE id = ? AND state = 'queued'");
+	esc =
+	    store_stmt(s, STMT_ESC_CLAIM,
+		       "UPDATE escalations SET claimed_ms = ?, agent = ? WHERE conversation_id = ? AND claimed_ms = 0");
+	if (!st || !esc)
 		return STORE_ERR;
 	store_bind_text(st, 1, agent);
 	sqlite3_bind_int64(st, 2, now_ms);
 	sqlite3_bind_int64(st, 3, conversation_id);
-	char object[32];
-	snprintf(object, sizeof object, "conversation:%lld", (long long)conversation_id);
-	int rc = store_tx_begin(s);
-	if (rc != STORE_OK) {
-		store_stmt_done(st);
-		return rc;
-	}
-	rc = store_exec_stmt(s, st);
-	if (rc != STORE_OK)
-		goto fail;
-	if (sqlite3_changes(s->db) != 1) {
-		rc = lost(s, conversation_id);
-		goto fail;
-	}
-	st =
-	    store_stmt(s, STMT_ESC_CLAIM,
-		       "UPDATE escalations SET claimed_ms = ?, agent = ? WHERE conversation_id = ? AND claimed_ms = 0");
-	if (!st) {
-		rc = STORE_ERR;
-		goto fail;
-	}
-	sqlite3_bind_int64(st, 1, now_ms);
-	store_bind_text(st, 2, agent);
-	sqlite3_bind_int64(st, 3, conversation_id);
-	rc = store_exec_stmt(s, st);
-	if (rc != STORE_OK)
-		goto fail;
-	rc = store_audit_insert(s, agent, "claim", object, NULL, now_ms);
-	if (rc != STORE_OK)
-		goto fail;
-	return store_tx_commit(s);
-fail:
-	store_tx_rollback(s);
-	return rc;
+	sqlite3_bind_int64(esc, 1, now_ms);
+	store_bind_text(esc, 2, agent);
+	sqlite3_bind_int64(esc, 3, conversation_id);
+	return conditional(s, st, esc, conversation_id, agent, "claim", NULL, now_ms);
 }
 
 int store_conv_resolve(store *s, int64_t conversation_id, const char *agent, int64_t now_ms)
@@ -226,7 +211,7 @@ int store_conv_resolve(store *s, int64_t conversation_id, const char *agent, int
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, conversation_id);
 	store_bind_text(st, 2, agent ? agent : "");
-	return conditional(s, st, conversation_id, agent ? agent : "", "resolve", NULL, now_ms);
+	return conditional(s, st, NULL, conversation_id, agent ? agent : "", "resolve", NULL, now_ms);
 }
 
 int store_conv_transfer(store *s, int64_t conversation_id, const char *from_agent, const char *to_agent, int64_t now_ms)
@@ -252,7 +237,7 @@ int store_conv_transfer(store *s, int64_t conversation_id, const char *from_agen
 	store_bind_text(st, 1, to_agent);
 	sqlite3_bind_int64(st, 2, conversation_id);
 	store_bind_text(st, 3, from_agent ? from_agent : "");
-	return conditional(s, st, conversation_id, from_agent ? from_agent : "", "transfer", to_agent, now_ms);
+	return conditional(s, st, NULL, conversation_id, from_agent ? from_agent : "", "transfer", to_agent, now_ms);
 }
 
 int store_agent_reply(store *s, int64_t conversation_id, const char *agent, const store_out *out, int64_t now_ms,
