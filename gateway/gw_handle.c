@@ -130,20 +130,21 @@ int gw_handle_decide(void *ctx, size_t index, const store_inbound *in, const sto
 	queue = ops && strcmp(in->channel, "web") != 0;
 	sandboxed = queue && !ops->configured(h->c);
 
-	if (limit > 0 && conv->rate_count > limit) {
-		/* Over the per-contact limit: kept, not answered; told once. */
-		if (conv->rate_count == limit + 1 && !conv->bot.opted_out)
-			bot_set_message(h->set, "rate_limited", conv->bot.lang, res);
-		else
-			memset(res, 0, sizeof(*res)), res->silent = 1;
+	if (limit > 0 && conv->rate_count > limit && conv->bot.mode == BOT_MODE_BOT) {
+		/* Over the per-contact limit: kept, not answered; told once. (While
+		 * an agent has the conversation the bot is silent anyway.) */
+		if (conv->rate_count != limit + 1 || conv->bot.opted_out ||
+		    bot_set_message(h->set, "rate_limited", conv->bot.lang, res) != 0) {
+			memset(res, 0, sizeof(*res));
+			res->silent = 1;
+		}
 		res->intent = NULL;
 	} else {
-		bi.text = in->text;
-		bi.len = in->text ? strlen(in->text) : 0;
-		bi.button = in->button;
 		bi.media = in->kind && strcmp(in->kind, "media") == 0;
-		if (bi.media)
-			bi.len = 0, bi.text = NULL;
+		/* A caption is not a question: media gets the text-only answer. */
+		bi.text = bi.media ? NULL : in->text;
+		bi.len = bi.text ? strlen(bi.text) : 0;
+		bi.button = in->button;
 		if (bot_handle(h->set, h->scratch, &conv->bot, &bi, &d->next, res) != 0)
 			return -1;
 	}

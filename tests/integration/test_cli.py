@@ -117,6 +117,28 @@ class CliTest(unittest.TestCase):
         self.assertIn("FIX   [server] public_url http://127.0.0.1:8080 is not https", r.stdout)
         self.assertNotIn("tok", r.stdout.replace("token", ""))
 
+    def test_rate_limit_per_contact(self):
+        with open(self.conf, "a") as f:
+            f.write("[bot]\nrate_limit_per_minute = 3\n")
+        r = run(["chat", "--json", "-c", self.conf, "--as", "628777"],
+                stdin="halo\nkontak kantor\njam layanan\nformulir\nformulir\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = [json.loads(l) for l in r.stdout.splitlines()]
+        self.assertEqual([o["intent"] for o in out[:3]], ["salam", "kontak", "jam_layanan"])
+        # the 4th message in the minute is kept but not answered: the citizen is told once
+        self.assertIsNone(out[3]["intent"])
+        self.assertIn("pesan", out[3]["reply"].lower())
+        self.assertTrue(out[4].get("silent"))
+        # another citizen is not limited
+        r = run(["chat", "--json", "-c", self.conf, "--as", "628888"], stdin="halo\n")
+        self.assertEqual(json.loads(r.stdout.splitlines()[0])["intent"], "salam")
+        db = sqlite3.connect(self.db)
+        try:
+            n = db.execute("select count(*) from messages where direction = 'in'").fetchone()[0]
+        finally:
+            db.close()
+        self.assertEqual(n, 6)  # nothing the citizen wrote is lost
+
     def test_unknown_command(self):
         r = run(["frobnicate"])
         self.assertEqual(r.returncode, 2)
