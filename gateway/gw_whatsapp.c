@@ -37,6 +37,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bot/bot_text.h"
 #include "gateway/gw_channel.h"
 
 /* Limits of the Cloud API (characters, not bytes). */
@@ -579,38 +580,6 @@ static void wa_lit(wa_buf *b, const char *s)
 	wa_put(b, s, strlen(s));
 }
 
-/* Length of the well-formed UTF-8 sequence at s[0..n), or 0 when it is not
- * one (overlong forms, surrogates and code points past U+10FFFF included). */
-static size_t wa_utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t len;
-	unsigned cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		len = 2, cp = c & 0x1F;
-	else if (c >= 0xE0 && c <= 0xEF)
-		len = 3, cp = c & 0x0F;
-	else if (c >= 0xF0 && c <= 0xF4)
-		len = 4, cp = c & 0x07;
-	else
-		return 0;
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3F);
-	}
-	if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
-		return 0; /* overlong, or a surrogate */
-	if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))
-		return 0;
-	return len;
-}
-
 /* Appends the first n bytes of s as a JSON string: quotes, backslashes and
  * control characters escaped (as jansson writes them), everything else as is. */
 static void wa_put_str(wa_buf *b, const char *s, size_t n)
@@ -626,7 +595,7 @@ static void wa_put_str(wa_buf *b, const char *s, size_t n)
 
 		if (c >= 0x20 && c != '"' && c != '\\') {
 			if (c >= 0x80) {
-				k = wa_utf8_seq(u + i, n - i);
+				k = bot_text_utf8_len(s + i, n - i);
 				if (k == 0) {
 					b->failed = b->bad_utf8 = 1;
 					return;
