@@ -1,34 +1,11 @@
 /* The agents' side: claim races between threads with their own handles,
  * resolve and transfer rules, the audit log, agent replies, ratings, accounts
  * and sessions. */
-#include "tests/store/store_test_util.h"
+#define T_FIXTURE_NAME "ag"
+#define T_FIXTURE_BUSY_MS 5000
+#include "tests/store/store_fixture.h"
 
 #include <pthread.h>
-
-static char dir[256];
-static char path[512];
-static store *s;
-
-static int setup(void **state)
-{
-	(void)state;
-	static int n;
-	char name[32];
-	if (!dir[0])
-		t_mkdir(dir, sizeof dir);
-	snprintf(name, sizeof name, "ag%d.db", n++);
-	t_path(path, sizeof path, dir, name);
-	s = t_open(path, 5000);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	store_close(s);
-	s = NULL;
-	return 0;
-}
 
 /* A new queued conversation for address. */
 static int64_t queued_conv(const char *address, int64_t at)
@@ -322,8 +299,5 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_store_agents, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_sessions, setup, teardown),
 	};
-	int rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (dir[0])
-		t_rmdir(dir);
-	return rc;
+	return t_fixture_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -2,32 +2,9 @@
  * counts the rate-limit minute before decide, applies the decision, writes the
  * replies with the right status and outbox rows, treats a repeated provider id
  * as a duplicate that changes nothing, and rolls back a refused message alone. */
-#include "tests/store/store_test_util.h"
-
-static char dir[256];
-static char path[512];
-static store *s;
-
-static int setup(void **state)
-{
-	(void)state;
-	static int n;
-	char name[32];
-	if (!dir[0])
-		t_mkdir(dir, sizeof dir);
-	snprintf(name, sizeof name, "in%d.db", n++);
-	t_path(path, sizeof path, dir, name);
-	s = t_open(path, 2000);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	store_close(s);
-	s = NULL;
-	return 0;
-}
+#define T_FIXTURE_NAME "in"
+#define T_FIXTURE_BUSY_MS 2000
+#include "tests/store/store_fixture.h"
 
 static void test_store_inbound_first_message_creates_conversation(void **state)
 {
@@ -358,8 +335,5 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_store_inbound_keeps_untrusted_text_verbatim, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_inbound_big_batch, setup, teardown),
 	};
-	int rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (dir[0])
-		t_rmdir(dir);
-	return rc;
+	return t_fixture_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -1,35 +1,12 @@
 /* Reporting and maintenance: stats figures on a known data set, the retention
  * purge, and an online backup taken while another handle keeps writing. */
-#include "tests/store/store_test_util.h"
+#define T_FIXTURE_NAME "mt"
+#define T_FIXTURE_BUSY_MS 5000
+#include "tests/store/store_fixture.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
-
-static char dir[256];
-static char path[512];
-static store *s;
-
-static int setup(void **state)
-{
-	(void)state;
-	static int n;
-	char name[32];
-	if (!dir[0])
-		t_mkdir(dir, sizeof dir);
-	snprintf(name, sizeof name, "mt%d.db", n++);
-	t_path(path, sizeof path, dir, name);
-	s = t_open(path, 5000);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	store_close(s);
-	s = NULL;
-	return 0;
-}
 
 /* ---- stats ---- */
 
@@ -271,8 +248,5 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_store_purge_many, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_backup_while_writing, setup, teardown),
 	};
-	int rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (dir[0])
-		t_rmdir(dir);
-	return rc;
+	return t_fixture_done(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -2,32 +2,9 @@
  * a lease hides an item until it expires, sent/retry/fail do what the sender
  * expects, counts add up, and a delivery status never moves backwards while
  * every report is kept in the history. */
-#include "tests/store/store_test_util.h"
-
-static char dir[256];
-static char path[512];
-static store *s;
-
-static int setup(void **state)
-{
-	(void)state;
-	static int n;
-	char name[32];
-	if (!dir[0])
-		t_mkdir(dir, sizeof dir);
-	snprintf(name, sizeof name, "out%d.db", n++);
-	t_path(path, sizeof path, dir, name);
-	s = t_open(path, 2000);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	store_close(s);
-	s = NULL;
-	return 0;
-}
+#define T_FIXTURE_NAME "out"
+#define T_FIXTURE_BUSY_MS 2000
+#include "tests/store/store_fixture.h"
 
 /* Leases at now and returns the ids (up to 8) in *ids, their count returned. */
 static size_t lease_ids(int64_t now, int64_t lease_ms, size_t max, int64_t *ids)
@@ -339,8 +316,5 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_store_outbox_results_busy_records_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_status_never_moves_backwards, setup, teardown),
 	};
-	int rc = cmocka_run_group_tests(tests, NULL, NULL);
-	if (dir[0])
-		t_rmdir(dir);
-	return rc;
+	return t_fixture_done(cmocka_run_group_tests(tests, NULL, NULL));
 }
