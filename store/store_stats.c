@@ -87,7 +87,12 @@ static int collect(store *s, int64_t from_ms, int64_t to_ms, store_stats *out)
 	    " (SELECT count(*) FROM messages WHERE direction = 'in' AND fallback = 1 AND at_ms >= ?1 AND at_ms < ?2),"
 	    " (SELECT count(DISTINCT conversation_id) FROM messages"
 	    "   WHERE direction = 'in' AND at_ms >= ?1 AND at_ms < ?2),"
-	    " (SELECT count(*) FROM outbox WHERE dead = 1 AND created_ms >= ?1 AND created_ms < ?2)");
+	    " (SELECT count(*) FROM outbox WHERE dead = 1 AND created_ms >= ?1 AND created_ms < ?2),"
+	    " (SELECT count(*) FROM escalations WHERE escalated_ms >= ?1 AND escalated_ms < ?2),"
+	    " (SELECT coalesce(sum(claimed_ms > 0), 0) FROM escalations WHERE escalated_ms >= ?1 AND escalated_ms < "
+	    "?2),"
+	    " (SELECT count(*) FROM ratings WHERE at_ms >= ?1 AND at_ms < ?2),"
+	    " (SELECT coalesce(avg(rating), 0) FROM ratings WHERE at_ms >= ?1 AND at_ms < ?2)");
 	if (!st)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, from_ms);
@@ -99,41 +104,12 @@ static int collect(store *s, int64_t from_ms, int64_t to_ms, store_stats *out)
 		out->fallbacks = sqlite3_column_int64(st, 2);
 		out->conversations = sqlite3_column_int64(st, 3);
 		out->dead_letters = sqlite3_column_int64(st, 4);
+		out->escalations = sqlite3_column_int64(st, 5);
+		out->claimed = sqlite3_column_int64(st, 6);
+		out->ratings = sqlite3_column_int64(st, 7);
+		out->rating_avg = sqlite3_column_double(st, 8);
 	}
 	int rc = step == SQLITE_ROW ? STORE_OK : store_fail(s, step);
-	store_stmt_done(st);
-	if (rc != STORE_OK)
-		return rc;
-
-	st = store_stmt(s, STMT_STATS_ESC,
-			"SELECT count(*), coalesce(sum(claimed_ms > 0), 0) FROM escalations"
-			" WHERE escalated_ms >= ?1 AND escalated_ms < ?2");
-	if (!st)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, from_ms);
-	sqlite3_bind_int64(st, 2, to_ms);
-	step = sqlite3_step(st);
-	if (step == SQLITE_ROW) {
-		out->escalations = sqlite3_column_int64(st, 0);
-		out->claimed = sqlite3_column_int64(st, 1);
-	}
-	rc = step == SQLITE_ROW ? STORE_OK : store_fail(s, step);
-	store_stmt_done(st);
-	if (rc != STORE_OK)
-		return rc;
-
-	st = store_stmt(s, STMT_STATS_RATINGS,
-			"SELECT count(*), coalesce(avg(rating), 0) FROM ratings WHERE at_ms >= ?1 AND at_ms < ?2");
-	if (!st)
-		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, from_ms);
-	sqlite3_bind_int64(st, 2, to_ms);
-	step = sqlite3_step(st);
-	if (step == SQLITE_ROW) {
-		out->ratings = sqlite3_column_int64(st, 0);
-		out->rating_avg = sqlite3_column_double(st, 1);
-	}
-	rc = step == SQLITE_ROW ? STORE_OK : store_fail(s, step);
 	store_stmt_done(st);
 	if (rc != STORE_OK)
 		return rc;
