@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("LOKET_ROOT") or os.path.dirname(os.path.dirname(HERE))
@@ -240,6 +241,35 @@ class Gateway:
             return con.execute(sql, args).fetchall()
         finally:
             con.close()
+
+
+class ServerTestCase(unittest.TestCase):
+    """One provider and one `loket serve` for a whole test class. Set
+    gateway_extra to add config keys. At the end the server must stop with exit
+    code 0 and no secret may appear in its log; LOKET_TEST_LOG=1 prints it."""
+    gateway_extra = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.p = Provider().start()
+        cls.gw = Gateway(cls.p.url, extra=cls.gateway_extra)
+        try:
+            cls.gw.start()
+        except Exception:
+            cls.p.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.gw.stop()
+        cls.p.stop()
+        log = cls.gw.log()
+        if rc != 0 or os.environ.get("LOKET_TEST_LOG"):
+            sys.stderr.write(log)
+        cls.gw.cleanup()
+        assert rc == 0, "loket serve exited with %r" % rc
+        for secret in (ACCESS_TOKEN, APP_SECRET, VERIFY_TOKEN):
+            assert secret not in log, "a secret reached the log"
 
 
 def provider_messages(p, to=None):

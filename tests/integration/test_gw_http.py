@@ -10,29 +10,11 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gw_harness import (ACCESS_TOKEN, APP_SECRET, VERIFY_TOKEN, Gateway, Provider, sign,  # noqa: E402
-                        webhook_text)
+from gw_harness import ServerTestCase, VERIFY_TOKEN, sign, webhook_text  # noqa: E402
 
 
-class HttpSurface(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.p = Provider().start()
-        cls.gw = Gateway(cls.p.url, extra={"server": {"max_body": "4096"}})
-        try:
-            cls.gw.start()
-        except Exception:
-            cls.p.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.stop()
-        cls.p.stop()
-        log = cls.gw.log()
-        cls.gw.cleanup()
-        for secret in (ACCESS_TOKEN, APP_SECRET, VERIFY_TOKEN):
-            assert secret not in log, "a secret reached the log"
+class HttpSurface(ServerTestCase):
+    gateway_extra = {"server": {"max_body": "4096"}}
 
     def test_verification_handshake(self):
         cases = [

@@ -12,33 +12,14 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gw_harness import Gateway, Provider, WsClient, WsError  # noqa: E402
+from gw_harness import ServerTestCase, WsClient, WsError  # noqa: E402
 
 
 def is_type(t):
     return lambda f: f.get("type") == t
 
 
-class WebChat(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.p = Provider().start()
-        cls.gw = Gateway(cls.p.url)
-        try:
-            cls.gw.start()
-        except Exception:
-            cls.p.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop()
-        cls.p.stop()
-        if rc != 0:
-            sys.stderr.write(cls.gw.log())
-        cls.gw.cleanup()
-        assert rc == 0, rc
-
+class WebChat(ServerTestCase):
     def connect(self):
         ws = WsClient(self.gw.port)
         self.addCleanup(ws.close)

@@ -12,32 +12,13 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gw_harness import (Gateway, Provider, fixture, provider_messages, wait_for, webhook_button,  # noqa: E402
+from gw_harness import (ServerTestCase, fixture, provider_messages, wait_for, webhook_button,  # noqa: E402
                         webhook_status, webhook_text)
 
 FIXTURE_SENDER = "6281234567890"
 
 
-class Webhooks(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.p = Provider().start()
-        cls.gw = Gateway(cls.p.url)
-        try:
-            cls.gw.start()
-        except Exception:
-            cls.p.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop()
-        cls.p.stop()
-        if rc != 0 or os.environ.get("LOKET_TEST_LOG"):
-            sys.stderr.write(cls.gw.log())
-        cls.gw.cleanup()
-        assert rc == 0, "loket serve exited with %r" % rc
-
+class Webhooks(ServerTestCase):
     def setUp(self):
         self.p.set_mode("ok")
 
