@@ -7,9 +7,10 @@
  * the loop; after a signal it keeps waking the loop every 100 ms so the drain
  * below never waits on an idle poll. Stopping answers every new request with
  * 503 and Connection: close, waits (up to 10 s) until every
- * request taken has been committed and answered, closes the connections, stops
- * the writer, then stops the sender with a 5 s drain. The threads and queues
- * are described in docs/gateway.md. */
+ * request taken has been committed and answered, closes the connections,
+ * stops the sender with a 5 s drain (the writer, still running, records its
+ * last outcomes), then the writer. The threads and queues are described in
+ * docs/gateway.md. */
 #include "core/clock.h"
 #include "gateway/gw.h"
 
@@ -128,7 +129,7 @@ int gw_serve(const cfg *c, const char *config_path)
 		log_event(LOG_ERROR, "fatal", "what=oom");
 		goto out;
 	}
-	sender = gw_sender_start(c, err, sizeof(err));
+	sender = gw_sender_start(c, 0, err, sizeof(err));
 	if (!sender) {
 		fprintf(stderr, "loket serve: the sender does not start: %s\n", err);
 		log_event(LOG_ERROR, "fatal", "what=sender detail=%s", log_kv_str(err, q, sizeof(q)));
@@ -196,9 +197,11 @@ out:
 		pthread_join(sig_thread, NULL);
 	}
 	gw_server_close(srv);
+	/* the sender first: the writer records its last outcomes */
+	gw_sender_stop(sender, GW_SENDER_DRAIN_MS);
 	gw_writer_stop(writer);
 	gw_server_free(srv);
-	gw_sender_stop(sender, GW_SENDER_DRAIN_MS);
+	gw_sender_free(sender);
 	gw_metrics_free(metrics);
 	bot_set_free(set);
 	store_close(st);

@@ -1,16 +1,21 @@
 /* gw_sender: the thread that delivers the outbox (see docs/sender.md).
  *
- * One thread, one curl multi handle, one store handle of its own. Each turn of
- * the loop it leases due outbox items (as many as there are free slots out of
- * [sender] concurrency), starts those its channel's token bucket allows, lets
- * curl move every transfer along, classifies each finished one through the
- * channel's ops, and records the outcome in the store. An outcome the store
- * could not record (locked database) is kept and recorded on a later turn: an
- * outbox row only goes once the provider accepted the message.
+ * One thread, one curl multi handle. Each turn of the loop it takes what its
+ * store turns handed back (rows leased for it, outcomes recorded), starts the
+ * waiting items its channel's token bucket allows, lets curl move every
+ * transfer along, classifies each finished one through the channel's ops, and
+ * posts the outcome to its mailbox. The store writes (outcomes and leases)
+ * happen in a *store turn*, run by the gateway's writer thread inside its own
+ * transaction (one SQLite writer, one fsync for inbound messages, statuses and
+ * the sender's work), or by this thread on its own handle when started with
+ * own_store. An outcome the store could not record is offered again on a
+ * later turn: an outbox row only goes once the provider accepted the message.
  *
- * Other threads touch only gw_sender_wake (curl_multi_wakeup, thread-safe), the
- * atomic counters and gw_sender_stop. The lws loop is never involved: a slow or
- * hanging provider costs this thread nothing but a slot. */
+ * Ownership: a transfer is on exactly one list: the thread's own (s->head),
+ * the mailbox's "to record" or "recorded" lists (under mb_lock), or a turn in
+ * progress (the runner's until it gives it back). Other threads touch only
+ * gw_sender_wake (curl_multi_wakeup, thread-safe), the mailbox through the
+ * turn calls, the atomic counters and gw_sender_stop. */
 #include "core/clock.h"
 #include "gateway/gw_sender.h"
 
@@ -34,7 +39,7 @@
 #define SND_WINDOW_MS (24LL * 3600 * 1000) /* WhatsApp's customer-service window */
 #define SND_BUCKETS 8
 #define SND_RECORD_LOG_EVERY 50 /* a stuck store write is logged this often */
-#define SND_WRITE_GAP_MS 3	/* at most one store turn (record + lease) this often */
+#define SND_WRITE_GAP_MS 3	/* own_store: at most one store turn (record + lease) this often */
 #define SND_HDR_CACHE 8		/* distinct header sets kept as ready curl lists */
 
 static const double snd_lat_bounds[GW_SEND_LAT_BUCKETS] = {0.025, 0.05, 0.1,  0.25, 0.5,  1.0,
@@ -78,6 +83,8 @@ typedef struct snd_xfer {
 	int64_t next_ms;
 	char provider_id[256];
 	char error[256];
+	int rec_rc;  /* the store's answer for this outcome, set by the turn */
+	int64_t seq; /* leased in that round: waits until it is durable */
 } snd_xfer;
 
 typedef struct snd_bucket {
@@ -88,20 +95,21 @@ typedef struct snd_bucket {
 
 struct gw_sender {
 	const cfg *c;
-	store *st;
+	int own_store;
+	store *st; /* own_store only */
 	CURLM *multi;
 	pthread_t thread;
-	int thread_started;
+	int thread_started, thread_joined;
 	atomic_int draining;
 	atomic_int kicked;
 	atomic_llong drain_deadline_us;
-	snd_xfer *head, *tail;
-	size_t n_items; /* every xfer in the list, whatever its state */
+	snd_xfer *head, *tail; /* the thread's own transfers: waiting or in curl */
+	size_t n_items;	       /* length of that list */
 	snd_bucket buckets[SND_BUCKETS];
 	size_t n_buckets;
 	int64_t next_lease_us;
 	int64_t next_retry_us; /* earliest retry we scheduled (monotonic), or INT64_MAX */
-	int64_t last_write_us; /* when the sender last wrote to the store (monotonic) */
+	int64_t last_turn_us;  /* own_store: when the thread last ran a store turn */
 	/* Finished easy handles, kept for the next requests: a new handle costs
 	 * its buffers' allocations, and the free list's length never exceeds the
 	 * number of transfers once in flight. Connections live in the multi
@@ -115,12 +123,27 @@ struct gw_sender {
 		int n;
 	} hdr_cache[SND_HDR_CACHE];
 	size_t n_hdr_cache;
-	store_outbox_result *rec; /* snd_record_all's scratch, rec_cap entries */
-	int *rec_rc;
-	size_t rec_cap;
-	int record_failures; /* store_outbox_results failures in a row */
 	uint64_t rng;
 	int warned_unconfigured;
+
+	/* ---- the mailbox between this thread and the store turns ---- */
+	pthread_mutex_t mb_lock; /* guards the mb_ fields */
+	snd_xfer *mb_out;	 /* finished, waiting to be recorded */
+	snd_xfer *mb_back;	 /* recorded: rec_rc says how */
+	snd_xfer *mb_new;	 /* leased for us, not yet taken by the thread */
+	size_t mb_held;		 /* transfers the sender holds on any list, turns included */
+	int mb_want;		 /* a turn was asked for and not taken yet */
+	int mb_want_lease;	 /* ... and it should lease */
+	int mb_more;		 /* the last lease was full: more may be due */
+	int64_t mb_synced;	 /* rounds up to this one are durable */
+	gw_sender_runner_fn runner;
+	void *runner_arg;
+	/* the turn's scratch: only the one thread running turns uses it */
+	store_outbox_result *rec;
+	int *rec_rc;
+	size_t rec_cap;
+	int record_failures; /* turns in a row whose outcomes were not recorded */
+
 	/* counters */
 	atomic_ullong sent, retried, failed, dead, window_closed, in_flight;
 	atomic_ullong lat_count, lat_sum_us;
@@ -580,47 +603,106 @@ static int64_t snd_lease_ms(const gw_sender *s)
 	return ms;
 }
 
-/* Leases due items into free slots. Returns how many were taken. */
-static size_t snd_lease(gw_sender *s)
+static size_t snd_cap(const gw_sender *s)
 {
-	size_t cap = s->c->sender.concurrency > 0 ? (size_t)s->c->sender.concurrency : 1;
-	store_outbox_item *items = NULL;
-	size_t n = 0, taken = 0;
-	int rc;
+	return s->c->sender.concurrency > 0 ? (size_t)s->c->sender.concurrency : 1;
+}
 
-	if (s->n_items >= cap)
-		return 0;
-	rc = store_outbox_lease(s->st, clock_wall_ms(), snd_lease_ms(s), cap - s->n_items, &items, &n);
-	s->last_write_us = clock_mono_us();
-	if (rc != STORE_OK) {
-		char er[200];
-		log_event(LOG_WARN, "send_lease_failed", "rc=%s detail=%s", store_rc_str(rc),
-			  log_kv_str(store_errmsg(s->st), er, sizeof(er)));
-		return 0;
+static void snd_append(gw_sender *s, snd_xfer *x)
+{
+	x->next = NULL;
+	if (s->tail)
+		s->tail->next = x;
+	else
+		s->head = x;
+	s->tail = x;
+	s->n_items++;
+}
+
+/* The thread gives back n slots (transfers it freed). */
+static void snd_release(gw_sender *s, size_t n)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&s->mb_lock);
+	s->mb_held -= n < s->mb_held ? n : s->mb_held;
+	pthread_mutex_unlock(&s->mb_lock);
+}
+
+/* Asks for a store turn (with a lease when lease is set). The runner is
+ * called only when no request is already waiting, under mb_lock so a runner
+ * being detached is never called after gw_sender_set_runner returned. */
+static void snd_ask(gw_sender *s, int lease)
+{
+	pthread_mutex_lock(&s->mb_lock);
+	int was = s->mb_want;
+	s->mb_want = 1;
+	if (lease)
+		s->mb_want_lease = 1;
+	if (!was && s->runner)
+		s->runner(s->runner_arg);
+	pthread_mutex_unlock(&s->mb_lock);
+}
+
+/* Takes what the store turns handed back: counts and frees the recorded
+ * outcomes, and turns the leased rows into waiting transfers. Returns 1 when
+ * the last lease was full (more may be due). */
+static int snd_take_mail(gw_sender *s)
+{
+	snd_xfer *back, *fresh, *x, *next;
+	size_t freed = 0;
+	int more;
+	int64_t now = clock_wall_ms();
+
+	pthread_mutex_lock(&s->mb_lock);
+	back = s->mb_back;
+	s->mb_back = NULL;
+	/* leased rows whose round is durable; the others wait for the syncer */
+	fresh = NULL;
+	for (snd_xfer **pp = &s->mb_new; (x = *pp);) {
+		if (x->seq <= s->mb_synced || atomic_load(&s->draining)) {
+			*pp = x->next;
+			x->next = fresh;
+			fresh = x;
+		} else {
+			pp = &x->next;
+		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		store_outbox_item *it = &items[i];
-		const gw_channel_ops *ops = gw_channel_lookup(it->channel);
-		snd_xfer *x;
+	more = s->mb_more;
+	s->mb_more = 0;
+	pthread_mutex_unlock(&s->mb_lock);
 
-		if (snd_have(s, it->id))
-			continue; /* its lease ran out while we still hold it */
+	for (x = back; x; x = next) {
+		next = x->next;
+		snd_recorded(s, x, x->rec_rc, now);
+		snd_xfer_free(s, x);
+		freed++;
+	}
+	for (x = fresh; x; x = next) {
+		const gw_channel_ops *ops = gw_channel_lookup(x->item.channel);
+
+		next = x->next;
+		if (snd_have(s, x->item.id) || atomic_load(&s->draining)) {
+			/* its lease ran out while we still hold it, or we are stopping:
+			 * it stays leased and comes back when the lease ends */
+			snd_xfer_free(s, x);
+			freed++;
+			continue;
+		}
 		if (ops && ops->build && ops->configured && !ops->configured(s->c)) {
 			/* Credentials went away since it was queued: leave it leased; it
 			 * comes back when the lease ends, and goes once configured. */
 			if (!s->warned_unconfigured) {
 				char ch[48];
 				log_event(LOG_WARN, "send_unconfigured", "channel=%s id=%" PRId64 " note=%s",
-					  log_kv_str(it->channel, ch, sizeof(ch)), it->id,
+					  log_kv_str(x->item.channel, ch, sizeof(ch)), x->item.id,
 					  "\"outbox items wait until the channel has credentials\"");
 				s->warned_unconfigured = 1;
 			}
+			snd_xfer_free(s, x);
+			freed++;
 			continue;
 		}
-		if (!(x = calloc(1, sizeof(*x))))
-			break; /* the rest stay leased and come back later */
-		x->item = *it;
-		it->text = it->payload = NULL; /* owned by x now */
 		x->ops = ops;
 		x->state = SND_WAITING;
 		if (!ops || !ops->build || !ops->classify) {
@@ -628,16 +710,10 @@ static size_t snd_lease(gw_sender *s)
 			snprintf(msg, sizeof(msg), "no sending channel \"%s\"", x->item.channel);
 			snd_set_fail(x, "failed", msg);
 		}
-		if (s->tail)
-			s->tail->next = x;
-		else
-			s->head = x;
-		s->tail = x;
-		s->n_items++;
-		taken++;
+		snd_append(s, x);
 	}
-	store_outbox_items_free(items, n);
-	return taken;
+	snd_release(s, freed);
+	return more;
 }
 
 /* Starts waiting items their channel lets go; returns the microseconds until
@@ -684,128 +760,278 @@ static void snd_collect(gw_sender *s)
 	}
 }
 
-/* Records every finished outcome in one store transaction (one turn of the
- * write lock the gateway's writer also needs). Returns how many were
- * recorded; on a store error (locked past the busy timeout) they all stay and
- * are tried again on a later turn. */
-static size_t snd_record_all(gw_sender *s)
+/* Moves every finished transfer to the mailbox for the next store turn.
+ * Returns how many. */
+static size_t snd_post_outcomes(gw_sender *s)
 {
-	snd_xfer *x, *prev = NULL;
-	size_t n = 0, k = 0;
-	int64_t now;
-	int rc;
+	snd_xfer *x = s->head, *prev = NULL, *list = NULL, *last = NULL;
+	size_t n = 0;
 
-	for (x = s->head; x; x = x->next)
-		if (x->state == SND_RECORD)
-			n++;
-	if (n == 0)
-		return 0;
-	if (n > s->rec_cap) {
-		store_outbox_result *v = realloc(s->rec, n * sizeof(*v));
-		int *r = v ? realloc(s->rec_rc, n * sizeof(*r)) : NULL;
-		if (v)
-			s->rec = v;
-		if (!r)
-			return 0; /* out of memory: try again next turn */
-		s->rec_rc = r;
-		s->rec_cap = n;
-	}
-	for (x = s->head; x; x = x->next)
-		if (x->state == SND_RECORD)
-			snd_result_of(x, &s->rec[k++]);
-	now = clock_wall_ms();
-	rc = store_outbox_results(s->st, s->rec, n, now, s->rec_rc);
-	s->last_write_us = clock_mono_us();
-	if (rc != STORE_OK) {
-		char er[200];
-		if (s->record_failures++ % SND_RECORD_LOG_EVERY == 0)
-			log_event(LOG_WARN, "send_record_failed", "outcomes=%zu rc=%s detail=%s tries=%d", n,
-				  store_rc_str(rc), log_kv_str(store_errmsg(s->st), er, sizeof(er)),
-				  s->record_failures);
-		return 0;
-	}
-	s->record_failures = 0;
-	k = 0;
-	x = s->head;
 	while (x) {
 		snd_xfer *next = x->next;
 		if (x->state == SND_RECORD) {
-			snd_recorded(s, x, s->rec_rc[k++], now);
 			snd_unlink(s, x, prev);
-			snd_xfer_free(s, x);
+			x->next = list;
+			list = x;
+			if (!last)
+				last = x;
+			n++;
 		} else {
 			prev = x;
 		}
 		x = next;
 	}
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&s->mb_lock);
+	last->next = s->mb_out;
+	s->mb_out = list;
+	pthread_mutex_unlock(&s->mb_lock);
 	return n;
 }
 
-static int snd_has_outcomes(const gw_sender *s)
+/* ---- the store turn ---- */
+
+int gw_sender_turn_take(gw_sender *s, gw_sender_turn *t, int lease)
 {
-	for (const snd_xfer *x = s->head; x; x = x->next)
-		if (x->state == SND_RECORD)
-			return 1;
-	return 0;
+	snd_xfer *list, *x;
+	size_t n = 0, k = 0, cap;
+
+	memset(t, 0, sizeof(*t));
+	if (!s)
+		return 0;
+	cap = snd_cap(s);
+	pthread_mutex_lock(&s->mb_lock);
+	list = s->mb_out;
+	s->mb_out = NULL;
+	for (x = list; x; x = x->next)
+		n++;
+	/* every outcome recorded in this turn frees its slot */
+	if ((lease || s->mb_want_lease || n) && !atomic_load(&s->draining) && s->mb_held < cap + n)
+		t->lease_max = cap + n - s->mb_held;
+	s->mb_want = s->mb_want_lease = 0;
+	if (n > s->rec_cap) {
+		store_outbox_result *v = realloc(s->rec, n * sizeof(*v));
+		int *r = v ? realloc(s->rec_rc, n * sizeof(*r)) : NULL;
+		if (v)
+			s->rec = v;
+		if (r)
+			s->rec_rc = r;
+		if (!v || !r) {
+			/* out of memory: the outcomes wait for the next turn */
+			s->mb_out = list;
+			list = NULL;
+			n = 0;
+		} else {
+			s->rec_cap = n;
+		}
+	}
+	pthread_mutex_unlock(&s->mb_lock);
+	for (x = list; x; x = x->next)
+		snd_result_of(x, &s->rec[k++]);
+	t->results = s->rec;
+	t->result_rc = s->rec_rc;
+	t->n_results = n;
+	t->lease_ms = snd_lease_ms(s);
+	t->taken = list;
+	return n > 0 || t->lease_max > 0;
+}
+
+int gw_sender_turn_run(store *st, gw_sender_turn *t, int64_t now_ms)
+{
+	t->rc_results = t->rc_lease = STORE_OK;
+	t->items = NULL;
+	t->n_items = 0;
+	if (t->n_results)
+		t->rc_results = store_outbox_results(st, t->results, t->n_results, now_ms, t->result_rc);
+	if (t->rc_results != STORE_OK)
+		return t->rc_results; /* the slots are not free: no lease either */
+	if (t->lease_max)
+		t->rc_lease = store_outbox_lease(st, now_ms, t->lease_ms, t->lease_max, &t->items, &t->n_items);
+	return t->rc_lease;
+}
+
+void gw_sender_turn_give(gw_sender *s, gw_sender_turn *t, int rc)
+{
+	snd_xfer *list = t->taken, *fresh = NULL, *x, *next;
+	int recorded = rc == STORE_OK && t->rc_results == STORE_OK;
+	size_t k = 0, n_fresh = 0, n_items = rc == STORE_OK && t->rc_lease == STORE_OK ? t->n_items : 0;
+
+	for (size_t i = 0; i < n_items; i++) {
+		if (!(x = calloc(1, sizeof(*x))))
+			break; /* the rest stay leased and come back after the lease */
+		x->item = t->items[i];
+		x->seq = t->seq;
+		t->items[i].text = t->items[i].payload = NULL; /* owned by x now */
+		x->next = fresh;
+		fresh = x;
+		n_fresh++;
+	}
+	store_outbox_items_free(t->items, t->n_items);
+	t->items = NULL;
+	t->n_items = 0;
+	if (!recorded && list) {
+		int why = rc != STORE_OK ? rc : t->rc_results;
+		if (s->record_failures++ % SND_RECORD_LOG_EVERY == 0)
+			log_event(LOG_WARN, "send_record_failed", "outcomes=%zu rc=%s tries=%d", t->n_results,
+				  store_rc_str(why), s->record_failures);
+	} else if (list) {
+		s->record_failures = 0;
+	}
+
+	pthread_mutex_lock(&s->mb_lock);
+	for (x = list; x; x = next) {
+		next = x->next;
+		if (recorded) {
+			x->rec_rc = t->result_rc[k++];
+			x->next = s->mb_back;
+			s->mb_back = x;
+		} else {
+			/* not recorded: offered again on the next turn */
+			x->next = s->mb_out;
+			s->mb_out = x;
+		}
+	}
+	while (fresh) {
+		x = fresh;
+		fresh = x->next;
+		x->next = s->mb_new;
+		s->mb_new = x;
+	}
+	s->mb_held += n_fresh;
+	if (t->lease_max && n_items == t->lease_max)
+		s->mb_more = 1;
+	int ready = t->seq <= s->mb_synced;
+	pthread_mutex_unlock(&s->mb_lock);
+	t->taken = NULL;
+	if (list || (n_fresh && ready) || (t->lease_max && n_items == t->lease_max))
+		curl_multi_wakeup(s->multi);
+}
+
+void gw_sender_synced(gw_sender *s, int64_t seq)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mb_lock);
+	int wake = seq > s->mb_synced && s->mb_new;
+	if (seq > s->mb_synced)
+		s->mb_synced = seq;
+	pthread_mutex_unlock(&s->mb_lock);
+	if (wake)
+		curl_multi_wakeup(s->multi);
+}
+
+void gw_sender_set_runner(gw_sender *s, gw_sender_runner_fn fn, void *arg)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mb_lock);
+	s->runner = fn;
+	s->runner_arg = arg;
+	if (fn && s->mb_want)
+		fn(arg);
+	pthread_mutex_unlock(&s->mb_lock);
+}
+
+/* own_store: the thread runs the turn itself on its own handle, at most once
+ * every SND_WRITE_GAP_MS (each is a turn of the write lock others need). */
+static void snd_own_turn(gw_sender *s, int force)
+{
+	gw_sender_turn t;
+	int64_t now_us = clock_mono_us();
+
+	if (!force && now_us - s->last_turn_us < SND_WRITE_GAP_MS * 1000)
+		return;
+	pthread_mutex_lock(&s->mb_lock);
+	int want = s->mb_want || s->mb_out;
+	pthread_mutex_unlock(&s->mb_lock);
+	if (!want)
+		return;
+	s->last_turn_us = now_us;
+	if (!gw_sender_turn_take(s, &t, 0))
+		return;
+	int rc = gw_sender_turn_run(s->st, &t, clock_wall_ms());
+	if (rc != STORE_OK && t.rc_results == STORE_OK && t.rc_lease != STORE_OK) {
+		char er[200];
+		log_event(LOG_WARN, "send_lease_failed", "rc=%s detail=%s", store_rc_str(rc),
+			  log_kv_str(store_errmsg(s->st), er, sizeof(er)));
+	}
+	gw_sender_turn_give(s, &t, STORE_OK);
+}
+
+/* 1 while a finished transfer's outcome is not recorded yet, or anything
+ * handed back is not taken. */
+static int snd_mail_pending(gw_sender *s)
+{
+	pthread_mutex_lock(&s->mb_lock);
+	int pending = s->mb_out || s->mb_back || s->mb_new;
+	pthread_mutex_unlock(&s->mb_lock);
+	return pending;
 }
 
 static void *snd_main(void *arg)
 {
 	gw_sender *s = arg;
-	int more = 1; /* lease at once on start */
 
 	atomic_store(&s->running, 1);
+	snd_ask(s, 1); /* lease at once on start */
 	for (;;) {
-		int64_t now_us = clock_mono_us(), wait_us, timeout_ms = SND_TICK_MS;
-		int still, draining = atomic_load(&s->draining);
+		int64_t now_us, wait_us, timeout_ms = SND_TICK_MS;
+		int still, draining = atomic_load(&s->draining), lease = 0;
 
-		/* One store turn: record every finished outcome, then lease into the
-		 * free slots; at most one turn per SND_WRITE_GAP_MS, so the sender takes
-		 * the write lock a few hundred times a second at most, whatever the load. */
-		if (draining || now_us - s->last_write_us >= SND_WRITE_GAP_MS * 1000) {
-			/* each recorded outcome may make the conversation's next message due */
-			if (snd_record_all(s) > 0)
-				more = 1;
-			if (!draining && (more || atomic_exchange(&s->kicked, 0) || now_us >= s->next_lease_us ||
-					  now_us >= s->next_retry_us)) {
-				size_t cap = s->c->sender.concurrency > 0 ? (size_t)s->c->sender.concurrency : 1;
-				size_t free_slots = s->n_items < cap ? cap - s->n_items : 0;
-				size_t got = snd_lease(s);
-				s->next_lease_us = now_us + SND_TICK_MS * 1000;
-				if (s->next_retry_us <= now_us)
-					s->next_retry_us = INT64_MAX; /* later ones are caught by the tick */
-				/* a full batch means more may be due right away */
-				more = free_slots > 0 && got == free_slots;
-			}
-		}
+		if (s->own_store)
+			snd_own_turn(s, draining);
+		if (snd_take_mail(s) && !draining)
+			lease = 1; /* a full lease: more may be due right away */
 		if (draining) {
 			/* items not yet started stay leased in the store: the next run sends them */
 			snd_xfer *x = s->head, *prev = NULL;
+			size_t freed = 0;
 			while (x) {
 				snd_xfer *next = x->next;
 				if (x->state == SND_WAITING) {
 					snd_unlink(s, x, prev);
 					snd_xfer_free(s, x);
+					freed++;
 				} else {
 					prev = x;
 				}
 				x = next;
 			}
+			snd_release(s, freed);
 		}
 		wait_us = snd_start_waiting(s);
 		curl_multi_perform(s->multi, &still);
 		snd_collect(s);
-		if (draining)
-			snd_record_all(s);
+		size_t posted = snd_post_outcomes(s);
 
-		/* draining: only started and finished transfers are left in the list */
-		if (draining && (s->head == NULL || clock_mono_us() >= atomic_load(&s->drain_deadline_us)))
+		now_us = clock_mono_us();
+		if (!draining && (atomic_exchange(&s->kicked, 0) || now_us >= s->next_lease_us ||
+				  now_us >= s->next_retry_us)) {
+			lease = 1;
+			s->next_lease_us = now_us + SND_TICK_MS * 1000;
+			if (s->next_retry_us <= now_us)
+				s->next_retry_us = INT64_MAX; /* later ones are caught by the tick */
+		}
+		/* each outcome frees a slot, and may make its conversation's next
+		 * message due: the turn that records it also leases */
+		if (posted || lease)
+			snd_ask(s, !draining);
+		if (s->own_store && (posted || lease)) {
+			snd_own_turn(s, draining);
+			if (snd_take_mail(s) && !draining)
+				snd_ask(s, 1);
+		}
+
+		/* draining: only started and finished transfers are left */
+		if (draining && ((s->head == NULL && !snd_mail_pending(s)) ||
+				 clock_mono_us() >= atomic_load(&s->drain_deadline_us)))
 			break;
 		if (wait_us >= 0 && wait_us / 1000 + 1 < timeout_ms)
 			timeout_ms = wait_us / 1000 + 1;
-		if (!draining && (more || snd_has_outcomes(s) || atomic_load(&s->kicked))) {
-			/* store work is waiting: come back when the next turn is allowed */
-			int64_t until = (s->last_write_us + SND_WRITE_GAP_MS * 1000 - clock_mono_us() + 999) / 1000;
+		if (s->own_store && snd_mail_pending(s)) {
+			/* store work waits: come back when the next turn is allowed */
+			int64_t until = (s->last_turn_us + SND_WRITE_GAP_MS * 1000 - clock_mono_us() + 999) / 1000;
 			if (until < timeout_ms)
 				timeout_ms = until > 0 ? until : 0;
 		}
@@ -818,12 +1044,18 @@ static void *snd_main(void *arg)
 			int64_t left = (atomic_load(&s->drain_deadline_us) - clock_mono_us()) / 1000 + 1;
 			if (left < timeout_ms)
 				timeout_ms = left > 0 ? left : 0;
+			if (timeout_ms > 5)
+				timeout_ms = 5; /* the runner records our outcomes: look again soon */
 		}
 		curl_multi_poll(s->multi, NULL, 0, (int)timeout_ms, NULL);
 	}
 
-	/* one last chance for outcomes the store refused, then let go of the rest */
-	snd_record_all(s);
+	/* what finished in time is in the mailbox: own_store records it now, a
+	 * runner on its last turn; the rest is given up (retried after the lease) */
+	if (s->own_store) {
+		snd_own_turn(s, 1);
+		snd_take_mail(s);
+	}
 	while (s->head) {
 		snd_xfer *x = s->head;
 		if (x->state == SND_ACTIVE)
@@ -831,6 +1063,7 @@ static void *snd_main(void *arg)
 				  "\"stopped while in flight; retried after its lease\"");
 		snd_unlink(s, x, NULL);
 		snd_xfer_free(s, x);
+		snd_release(s, 1);
 	}
 	atomic_store(&s->running, 0);
 	return NULL;
@@ -838,10 +1071,24 @@ static void *snd_main(void *arg)
 
 /* ---- public ---- */
 
-static void snd_free(gw_sender *s)
+static void snd_free_list(gw_sender *s, snd_xfer *x)
+{
+	while (x) {
+		snd_xfer *next = x->next;
+		snd_xfer_free(s, x);
+		x = next;
+	}
+}
+
+void gw_sender_free(gw_sender *s)
 {
 	if (!s)
 		return;
+	gw_sender_stop(s, 0);
+	snd_free_list(s, s->mb_out);
+	snd_free_list(s, s->mb_back);
+	snd_free_list(s, s->mb_new);
+	snd_free_list(s, s->head);
 	while (s->n_idle)
 		curl_easy_cleanup(s->idle[--s->n_idle]);
 	free(s->idle);
@@ -852,14 +1099,14 @@ static void snd_free(gw_sender *s)
 	store_close(s->st);
 	free(s->rec);
 	free(s->rec_rc);
+	pthread_mutex_destroy(&s->mb_lock);
 	free(s);
 	curl_global_cleanup();
 }
 
-gw_sender *gw_sender_start(const cfg *c, char *err, size_t errlen)
+gw_sender *gw_sender_start(const cfg *c, int own_store, char *err, size_t errlen)
 {
 	gw_sender *s = NULL;
-	store_opts so;
 	char serr[256] = "";
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -872,24 +1119,27 @@ gw_sender *gw_sender_start(const cfg *c, char *err, size_t errlen)
 		return NULL;
 	}
 	s->c = c;
+	s->own_store = own_store;
 	s->next_retry_us = INT64_MAX;
+	pthread_mutex_init(&s->mb_lock, NULL);
 	s->rng = (uint64_t)clock_mono_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)s;
 	if (!s->rng)
 		s->rng = 88172645463325252ULL;
-	memset(&so, 0, sizeof(so));
-	so.path = c->store.path;
-	/* The sender's own commits are not fsynced (synchronous=NORMAL on this
-	 * handle, whatever [store] synchronous says): what it writes (leases and
-	 * outcomes) goes into the same WAL file the writer fsyncs at its next
-	 * commit, and losing the last of them in a power cut can only cause a
-	 * resend, which at-least-once delivery accepts anyway (docs/sender.md).
-	 * An fsync here would be taken while holding the write lock the writer
-	 * is waiting for. */
-	so.synchronous_full = 0;
-	so.busy_timeout_ms = c->store.busy_timeout_ms;
-	if (!(s->st = store_open(&so, serr, sizeof(serr)))) {
-		snprintf(err, errlen, "sender: cannot open the store: %s", serr);
-		goto fail;
+	if (own_store) {
+		store_opts so;
+		memset(&so, 0, sizeof(so));
+		so.path = c->store.path;
+		/* The sender's own commits are not fsynced (synchronous=NORMAL on
+		 * this handle): losing its last leases or outcomes in a power cut
+		 * can only cause a resend, which at-least-once delivery accepts
+		 * (docs/sender.md); an fsync here would hold the write lock others
+		 * wait for. */
+		so.synchronous_full = 0;
+		so.busy_timeout_ms = c->store.busy_timeout_ms;
+		if (!(s->st = store_open(&so, serr, sizeof(serr)))) {
+			snprintf(err, errlen, "sender: cannot open the store: %s", serr);
+			goto fail;
+		}
 	}
 	if (!(s->multi = curl_multi_init())) {
 		snprintf(err, errlen, "sender: curl_multi_init failed");
@@ -900,19 +1150,19 @@ gw_sender *gw_sender_start(const cfg *c, char *err, size_t errlen)
 	 * when a batch of transfers has just finished: it then closed a
 	 * connection for about one request in fifty (a TCP, and with the real
 	 * provider a TLS, handshake each time). */
-	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS,
-			  (long)(c->sender.concurrency > 0 ? c->sender.concurrency : 1));
+	curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)snd_cap(s));
 	if (pthread_create(&s->thread, NULL, snd_main, s) != 0) {
 		snprintf(err, errlen, "sender: cannot start its thread");
 		goto fail;
 	}
 	s->thread_started = 1;
 	atomic_store(&s->running, 1);
-	log_event(LOG_INFO, "sender_started", "concurrency=%d timeout_ms=%d max_attempts=%d whatsapp_rate=%d",
-		  c->sender.concurrency, c->sender.timeout_ms, c->sender.max_attempts, c->whatsapp.send_rate);
+	log_event(LOG_INFO, "sender_started",
+		  "concurrency=%d timeout_ms=%d max_attempts=%d whatsapp_rate=%d store=%s", c->sender.concurrency,
+		  c->sender.timeout_ms, c->sender.max_attempts, c->whatsapp.send_rate, own_store ? "own" : "writer");
 	return s;
 fail:
-	snd_free(s);
+	gw_sender_free(s);
 	return NULL;
 }
 
@@ -926,18 +1176,17 @@ void gw_sender_wake(gw_sender *s)
 
 void gw_sender_stop(gw_sender *s, int drain_ms)
 {
-	if (!s)
+	if (!s || !s->thread_started || s->thread_joined)
 		return;
 	atomic_store(&s->drain_deadline_us, clock_mono_us() + (int64_t)(drain_ms > 0 ? drain_ms : 0) * 1000);
 	atomic_store(&s->draining, 1);
 	curl_multi_wakeup(s->multi);
-	if (s->thread_started)
-		pthread_join(s->thread, NULL);
+	pthread_join(s->thread, NULL);
+	s->thread_joined = 1;
 	log_event(LOG_INFO, "sender_stopped", "sent=%llu retried=%llu failed=%llu dead=%llu window_closed=%llu",
 		  (unsigned long long)atomic_load(&s->sent), (unsigned long long)atomic_load(&s->retried),
 		  (unsigned long long)atomic_load(&s->failed), (unsigned long long)atomic_load(&s->dead),
 		  (unsigned long long)atomic_load(&s->window_closed));
-	snd_free(s);
 }
 
 void gw_sender_stats_get(gw_sender *s, gw_sender_stats *st)

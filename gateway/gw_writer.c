@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "gateway/gw_writer.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "gateway/gw_checkpoint.h"
 #include "gateway/gw_handle.h"
 
 struct gw_writer {
@@ -32,6 +34,22 @@ struct gw_writer {
 	gw_job *d_head, *d_tail; /* done, not yet taken back */
 	size_t n_queued, n_pending;
 	int stopping;
+	int kicked; /* the sender wants a store turn */
+
+	/* group commit ([store] synchronous = FULL): the writer commits without
+	 * waiting for the disk and hands the round to the syncer thread, which
+	 * fsyncs the WAL once for every round committed meanwhile and only then
+	 * moves their jobs to the done list. NULL sy: commits are final. */
+	store_syncer *sy;
+	gw_checkpoint *ckpt; /* copies the WAL into the file: the writer never does */
+	pthread_t sync_thread;
+	int sync_started;
+	pthread_cond_t sync_cond;
+	gw_job *y_head, *y_tail; /* committed, waiting for the fsync */
+	int64_t y_want;		 /* the last round committed */
+	int64_t y_done;		 /* the last round synced */
+	int sync_stopping;
+	int64_t round_seq; /* writer thread only */
 
 	/* batch scratch, writer thread only */
 	store_inbound *in;
@@ -119,18 +137,16 @@ static void gw_writer_copy_replies(gw_job *j, const store_decision *d, const sto
 	}
 }
 
-/* Counts one committed message and copies what the web chat needs. Returns 1
- * when it queued outbox rows for the sender. */
-static int gw_writer_account(gw_writer *w, gw_job *j, size_t i, const store_inbound *in, const store_inbound_result *r)
+/* Counts one committed message and copies what the web chat needs. */
+static void gw_writer_account(gw_writer *w, gw_job *j, size_t i, const store_inbound *in, const store_inbound_result *r)
 {
 	const store_decision *d;
 	const bot_result *br;
-	int queued = 0;
 
 	if (r->rc == STORE_DUPLICATE) {
 		j->n_dup++;
 		gw_metrics_reject(w->o.metrics, GW_REJ_DUPLICATE);
-		return 0;
+		return;
 	}
 	if (r->rc != STORE_OK) {
 		char why[128];
@@ -141,7 +157,7 @@ static int gw_writer_account(gw_writer *w, gw_job *j, size_t i, const store_inbo
 			j->http_status = r->rc == STORE_ERR_BUSY ? 503 : 500;
 			gw_metrics_reject(w->o.metrics, GW_REJ_STORE);
 		}
-		return 0;
+		return;
 	}
 	j->n_new++;
 	gw_metrics_inbound(w->o.metrics, in->channel);
@@ -157,19 +173,16 @@ static int gw_writer_account(gw_writer *w, gw_job *j, size_t i, const store_inbo
 				gw_metrics_escalation(w->o.metrics);
 	}
 	if (!d)
-		return 0;
+		return;
 	for (int k = 0; k < d->n_out; k++) {
 		const char *outcome = d->out[k].sandboxed ? "sandboxed" : d->out[k].queue ? "queued" : "pushed";
 
 		gw_metrics_outbound(w->o.metrics, in->channel, outcome);
-		if (d->out[k].queue && !d->out[k].sandboxed)
-			queued = 1;
 	}
 	j->conversation_id = r->conversation_id;
 	j->mode = (int)d->next.mode;
 	if (j->want_replies)
 		gw_writer_copy_replies(j, d, r);
-	return queued;
 }
 
 static void gw_writer_statuses(gw_writer *w, gw_job *j)
@@ -196,16 +209,34 @@ static void gw_writer_statuses(gw_writer *w, gw_job *j)
 	}
 }
 
+/* A round failed after its calls reported success: nothing of it was kept. */
+static void gw_writer_round_failed(gw_writer *w, gw_job *batch, int rc)
+{
+	for (gw_job *j = batch; j; j = j->next)
+		if (j->kind == GW_JOB_INBOUND && j->parsed.n_statuses) {
+			j->http_status = rc == STORE_ERR_BUSY ? 503 : 500;
+			gw_metrics_reject(w->o.metrics, GW_REJ_STORE);
+		}
+}
+
+/* One round: every queued job's messages, their statuses and the sender's
+ * store turn (its outcomes, and a lease of the rows just queued) in one
+ * transaction, so one commit and one fsync cover them all; then health
+ * checks. batch may be NULL (a round for the sender alone). */
 static void gw_writer_batch(gw_writer *w, gw_job *batch)
 {
-	size_t n = 0, total = 0;
-	int wake_sender = 0, pinged = 0, ping_rc = 0, counts_ok = 0;
+	w->round_seq++;
+	size_t n = 0, total = 0, n_status = 0;
+	int pinged = 0, ping_rc = 0, counts_ok = 0, has_turn = 0;
+	int round_rc = STORE_OK, batch_rc = STORE_OK;
 	store_outbox_counts counts;
-	int rc;
+	gw_sender_turn turn;
 
 	for (gw_job *j = batch; j; j = j->next)
-		if (j->kind == GW_JOB_INBOUND)
+		if (j->kind == GW_JOB_INBOUND) {
 			total += j->parsed.n_msgs;
+			n_status += j->parsed.n_statuses;
+		}
 	if (total && gw_writer_reserve(w, total) != 0) {
 		log_event(LOG_ERROR, "writer_oom", "messages=%zu", total);
 		gw_writer_fail_all(batch, STORE_ERR);
@@ -222,9 +253,35 @@ static void gw_writer_batch(gw_writer *w, gw_job *batch)
 			}
 		}
 		memset(w->res, 0, n * sizeof(*w->res));
-		gw_handle_reset(w->h);
-		gw_handle_set_bot(w->h, w->o.set);
-		rc = store_inbound_batch(w->st, w->in, n, gw_handle_decide, w->h, w->res);
+	}
+	/* new messages queue replies: lease them in the same transaction */
+	if (w->o.sender)
+		has_turn = gw_sender_turn_take(w->o.sender, &turn, total > 0);
+	if (total || n_status || has_turn) {
+		round_rc = store_round_begin(w->st);
+		if (round_rc == STORE_OK) {
+			if (total) {
+				gw_handle_reset(w->h);
+				gw_handle_set_bot(w->h, w->o.set);
+				batch_rc = store_inbound_batch(w->st, w->in, n, gw_handle_decide, w->h, w->res);
+			}
+			for (gw_job *j = batch; n_status && j; j = j->next)
+				if (j->kind == GW_JOB_INBOUND && j->parsed.n_statuses)
+					gw_writer_statuses(w, j);
+			if (has_turn)
+				gw_sender_turn_run(w->st, &turn, clock_wall_ms());
+			round_rc = store_round_commit(w->st);
+		}
+		if (round_rc != STORE_OK) {
+			char er[200];
+			log_event(LOG_ERROR, "round_failed", "messages=%zu statuses=%zu rc=%s detail=%s", total,
+				  n_status, store_rc_str(round_rc),
+				  log_kv_str(store_errmsg(w->st), er, sizeof(er)));
+			gw_writer_round_failed(w, batch, round_rc);
+		}
+	}
+	if (total) {
+		int rc = round_rc != STORE_OK ? round_rc : batch_rc;
 		if (rc != STORE_OK) {
 			log_event(LOG_ERROR, "batch_failed", "messages=%zu rc=%s", n, store_rc_str(rc));
 			gw_writer_fail_all(batch, rc);
@@ -232,29 +289,31 @@ static void gw_writer_batch(gw_writer *w, gw_job *batch)
 				gw_metrics_reject(w->o.metrics, GW_REJ_STORE);
 		} else {
 			for (size_t i = 0; i < n; i++)
-				wake_sender |= gw_writer_account(w, w->owner[i], i, &w->in[i], &w->res[i]);
+				gw_writer_account(w, w->owner[i], i, &w->in[i], &w->res[i]);
 		}
+	}
+	if (has_turn) {
+		turn.seq = w->sy ? w->round_seq : 0;
+		gw_sender_turn_give(w->o.sender, &turn, round_rc);
 	}
 	for (gw_job *j = batch; j; j = j->next) {
-		if (j->kind == GW_JOB_INBOUND && j->parsed.n_statuses)
-			gw_writer_statuses(w, j);
-		if (j->kind == GW_JOB_PING) {
-			if (!pinged) {
-				ping_rc = store_ping(w->st);
-				counts_ok = store_outbox_counts_get(w->st, clock_wall_ms(), &counts) == STORE_OK;
-				pinged = 1;
-			}
-			j->ping_rc = ping_rc;
-			j->counts_ok = counts_ok;
-			if (counts_ok)
-				j->counts = counts;
+		if (j->kind != GW_JOB_PING)
+			continue;
+		if (!pinged) {
+			ping_rc = store_ping(w->st);
+			counts_ok = store_outbox_counts_get(w->st, clock_wall_ms(), &counts) == STORE_OK;
+			pinged = 1;
 		}
+		j->ping_rc = ping_rc;
+		j->counts_ok = counts_ok;
+		if (counts_ok)
+			j->counts = counts;
 	}
-	if (wake_sender && w->o.sender)
-		gw_sender_wake(w->o.sender);
 }
 
 /* ---- the thread ---- */
+
+static void gw_writer_finish(gw_writer *w, gw_job *batch, gw_job *tail);
 
 static void *gw_writer_main(void *arg)
 {
@@ -266,10 +325,14 @@ static void *gw_writer_main(void *arg)
 		size_t msgs = 0;
 
 		pthread_mutex_lock(&w->lock);
-		while (!w->q_head && !w->stopping)
+		while (!w->q_head && !w->kicked && !w->stopping)
 			pthread_cond_wait(&w->cond, &w->lock);
+		w->kicked = 0;
 		if (!w->q_head && w->stopping) {
 			pthread_mutex_unlock(&w->lock);
+			/* the sender's last outcomes (it is stopped before the writer) */
+			gw_writer_batch(w, NULL);
+			gw_writer_finish(w, NULL, NULL);
 			break;
 		}
 		while (w->q_head) {
@@ -293,18 +356,111 @@ static void *gw_writer_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 
 		gw_writer_batch(w, batch);
+		gw_writer_finish(w, batch, tail);
+	}
+	return NULL;
+}
 
-		pthread_mutex_lock(&w->lock);
+/* Hands a committed round's jobs on: to the syncer, or when commits are
+ * durable by themselves straight to the done list. */
+static void gw_writer_finish(gw_writer *w, gw_job *batch, gw_job *tail)
+{
+	pthread_mutex_lock(&w->lock);
+	if (w->sy) {
+		if (batch) {
+			if (w->y_tail)
+				w->y_tail->next = batch;
+			else
+				w->y_head = batch;
+			w->y_tail = tail;
+		}
+		w->y_want = w->round_seq;
+		pthread_cond_signal(&w->sync_cond);
+		pthread_mutex_unlock(&w->lock);
+		return;
+	}
+	if (batch) {
 		if (w->d_tail)
 			w->d_tail->next = batch;
 		else
 			w->d_head = batch;
 		w->d_tail = tail;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (batch && w->o.wake)
+		w->o.wake(w->o.wake_arg);
+}
+
+/* The fsync failed: the jobs' commits may not be durable, so the provider
+ * must retry them (a retry finds them stored and changes nothing). */
+static void gw_writer_sync_failed(gw_writer *w, gw_job *list, int err)
+{
+	char why[128];
+
+	log_event(LOG_ERROR, "sync_failed", "detail=%s",
+		  log_kv_str(strerror(err), why, sizeof(why)));
+	for (gw_job *j = list; j; j = j->next) {
+		if (j->kind == GW_JOB_PING) {
+			j->ping_rc = STORE_ERR;
+		} else if (j->parsed.n_msgs || j->parsed.n_statuses) {
+			j->http_status = 500;
+			gw_metrics_reject(w->o.metrics, GW_REJ_STORE);
+		}
+	}
+}
+
+static void *gw_writer_sync_main(void *arg)
+{
+	gw_writer *w = arg;
+
+	for (;;) {
+		gw_job *list, *tail;
+		int64_t want;
+
+		pthread_mutex_lock(&w->lock);
+		while (!w->y_head && w->y_want == w->y_done && !w->sync_stopping)
+			pthread_cond_wait(&w->sync_cond, &w->lock);
+		if (!w->y_head && w->y_want == w->y_done) {
+			pthread_mutex_unlock(&w->lock);
+			break; /* stopping, nothing left */
+		}
+		list = w->y_head;
+		tail = w->y_tail;
+		want = w->y_want;
+		w->y_head = w->y_tail = NULL;
 		pthread_mutex_unlock(&w->lock);
-		if (w->o.wake)
+
+		/* every round up to want committed before this call */
+		if (store_syncer_sync(w->sy) != 0)
+			gw_writer_sync_failed(w, list, errno);
+
+		pthread_mutex_lock(&w->lock);
+		w->y_done = want;
+		if (list) {
+			if (w->d_tail)
+				w->d_tail->next = list;
+			else
+				w->d_head = list;
+			w->d_tail = tail;
+		}
+		pthread_mutex_unlock(&w->lock);
+		gw_sender_synced(w->o.sender, want);
+		if (list && w->o.wake)
 			w->o.wake(w->o.wake_arg);
 	}
 	return NULL;
+}
+
+/* The sender's runner: called with the sender's mailbox lock held, so it only
+ * signals. */
+static void gw_writer_kick(void *arg)
+{
+	gw_writer *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	w->kicked = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
 }
 
 gw_writer *gw_writer_start(const gw_writer_opts *o, char *err, size_t errlen)
@@ -323,14 +479,30 @@ gw_writer *gw_writer_start(const gw_writer_opts *o, char *err, size_t errlen)
 		w->o.max_pending = 65536;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
+	pthread_cond_init(&w->sync_cond, NULL);
 	memset(&so, 0, sizeof(so));
 	so.path = o->c->store.path;
 	so.synchronous_full = strcmp(o->c->store.synchronous, "NORMAL") != 0;
+	so.sync_later = so.synchronous_full; /* FULL through group commit */
+	so.no_checkpoint = 1;		      /* gw_checkpoint's thread does it */
 	so.busy_timeout_ms = o->c->store.busy_timeout_ms;
 	w->st = store_open(&so, serr, sizeof(serr));
 	if (!w->st) {
 		snprintf(err, errlen, "writer: %s", serr);
 		goto fail;
+	}
+	if (!(w->ckpt = gw_checkpoint_start(o->c, err, errlen)))
+		goto fail;
+	if (so.sync_later) {
+		if (!(w->sy = store_syncer_new(w->st))) {
+			snprintf(err, errlen, "writer: out of memory");
+			goto fail;
+		}
+		if (pthread_create(&w->sync_thread, NULL, gw_writer_sync_main, w) != 0) {
+			snprintf(err, errlen, "writer: cannot start the sync thread");
+			goto fail;
+		}
+		w->sync_started = 1;
 	}
 	w->h = gw_handle_new(o->c);
 	if (!w->h) {
@@ -343,6 +515,7 @@ gw_writer *gw_writer_start(const gw_writer_opts *o, char *err, size_t errlen)
 		goto fail;
 	}
 	w->started = 1;
+	gw_sender_set_runner(o->sender, gw_writer_kick, w);
 	return w;
 fail:
 	gw_writer_stop(w);
@@ -402,12 +575,21 @@ void gw_writer_stop(gw_writer *w)
 
 	if (!w)
 		return;
+	gw_sender_set_runner(w->o.sender, NULL, NULL);
 	if (w->started) {
 		pthread_mutex_lock(&w->lock);
 		w->stopping = 1;
 		pthread_cond_signal(&w->cond);
 		pthread_mutex_unlock(&w->lock);
 		pthread_join(w->thread, NULL);
+	}
+	if (w->sync_started) {
+		/* the syncer syncs what the writer's last rounds committed, then ends */
+		pthread_mutex_lock(&w->lock);
+		w->sync_stopping = 1;
+		pthread_cond_signal(&w->sync_cond);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->sync_thread, NULL);
 	}
 	for (j = w->q_head; j; j = next) {
 		next = j->next;
@@ -417,12 +599,19 @@ void gw_writer_stop(gw_writer *w)
 		next = j->next;
 		gw_job_free(j);
 	}
+	for (j = w->y_head; j; j = next) {
+		next = j->next;
+		gw_job_free(j);
+	}
+	store_syncer_free(w->sy);
+	gw_checkpoint_stop(w->ckpt);
 	gw_handle_free(w->h);
 	store_close(w->st);
 	free(w->in);
 	free(w->res);
 	free(w->owner);
 	pthread_cond_destroy(&w->cond);
+	pthread_cond_destroy(&w->sync_cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
 }

@@ -43,12 +43,34 @@ typedef struct store_opts {
 	int synchronous_full; /* 1: synchronous=FULL, 0: NORMAL */
 	int busy_timeout_ms;  /* how long a write waits for a lock */
 	int readonly;	      /* 1 for commands that only read (stats) */
+	int sync_later;	      /* 1: commits do not wait for the disk; a store_syncer
+				 makes them durable (overrides synchronous_full) */
+	int no_checkpoint;    /* 1: commits never copy the WAL into the database
+				 file; another handle calls store_checkpoint */
 } store_opts;
 
 /* Opens (creating and migrating when needed) the database. Returns a handle or
  * NULL with the reason in err. Free with store_close. */
 store *store_open(const store_opts *o, char *err, size_t errlen);
 void store_close(store *s);
+
+/* Makes the commits of a sync_later handle durable, from any thread (it does
+ * not use the handle): store_syncer_sync returns 0 once everything the handle
+ * committed before the call is on disk, -1 with errno otherwise. */
+typedef struct store_syncer store_syncer;
+store_syncer *store_syncer_new(store *s);
+int store_syncer_sync(store_syncer *y);
+void store_syncer_free(store_syncer *y);
+
+/* Copies what the WAL holds into the database file. restart 0: without
+ * blocking writers or readers (SQLite's PASSIVE checkpoint). restart 1:
+ * holds the write lock (waiting for it up to the busy timeout) until every
+ * page is copied and no reader needs the WAL any more, so the next commit
+ * starts the WAL over from its beginning (RESTART); cheap right after a
+ * passive one. *wal_pages is the WAL's length, *copied how much of it is in
+ * the database file now (both may be NULL). For a handle that runs beside a
+ * no_checkpoint writer. */
+int store_checkpoint(store *s, int restart, int *wal_pages, int *copied);
 
 /* The last error's message from the backend, for logs (never NULL). */
 const char *store_errmsg(const store *s);
@@ -146,6 +168,22 @@ typedef struct store_inbound_result {
 int store_inbound_batch(store *s, const store_inbound *in, size_t n, store_decide_fn decide, void *ctx,
 			store_inbound_result *res);
 
+/* ---- rounds: several calls, one commit ----
+ *
+ * Between store_round_begin and store_round_commit every store call on this
+ * handle runs inside one transaction (each call's own all-or-nothing part
+ * becomes a savepoint), so a thread that does several kinds of writes (the
+ * gateway's writer: inbound messages, delivery statuses, the sender's
+ * outcomes and leases) takes the write lock and pays for the commit's fsync
+ * once. A call that fails inside a round is undone alone and the round goes
+ * on; an error that ends SQLite's transaction (I/O, disk full) makes every
+ * later call and the commit fail, with nothing of the round kept.
+ * store_round_commit returns STORE_OK only when everything the round's calls
+ * reported as done is durable. */
+int store_round_begin(store *s);
+int store_round_commit(store *s);
+void store_round_rollback(store *s);
+
 /* ---- outbox: what the sender sends ---- */
 
 typedef struct store_outbox_item {
@@ -162,7 +200,9 @@ typedef struct store_outbox_item {
 
 /* Leases up to max due items: next attempt time reached, not leased by someone
  * else (or lease expired), and only the oldest unsent item of each conversation,
- * so messages leave in order. Leased items are hidden for lease_ms. *items is
+ * so messages leave in order. Leased items are hidden for lease_ms (their next
+ * attempt time moves to the lease's end, so the due-time index never walks
+ * over rows in flight). *items is
  * allocated (free with store_outbox_items_free), *n may be 0. */
 int store_outbox_lease(store *s, int64_t now_ms, int64_t lease_ms, size_t max, store_outbox_item **items, size_t *n);
 void store_outbox_items_free(store_outbox_item *items, size_t n);

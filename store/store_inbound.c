@@ -465,10 +465,12 @@ int store_inbound_batch(store *s, const store_inbound *in, size_t n, store_decid
 		if (rc == STORE_OK)
 			rc = store_sp_batch(s, STORE_SP_RELEASE);
 	}
-	if (rc == STORE_OK)
-		rc = store_tx_commit(s);
-	if (rc != STORE_OK) {
+	if (rc == STORE_OK) {
+		rc = store_tx_commit(s); /* a failed commit rolled back itself */
+	} else {
 		store_tx_rollback(s);
+	}
+	if (rc != STORE_OK) {
 		fail_all(res, n, rc);
 		return rc;
 	}

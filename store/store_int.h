@@ -22,6 +22,9 @@ typedef enum store_stmt_id {
 	STMT_SAVEPOINT,
 	STMT_RELEASE,
 	STMT_ROLLBACK_TO,
+	STMT_TX_SAVEPOINT,
+	STMT_TX_RELEASE,
+	STMT_TX_ROLLBACK_TO,
 	STMT_SP_BATCH,
 	STMT_SP_BATCH_RELEASE,
 	STMT_SP_BATCH_ROLLBACK,
@@ -85,6 +88,7 @@ struct store {
 	int readonly;
 	char path[4096];
 	char err[512];
+	int tx_depth;	       /* open transaction levels: 0 none, 1 BEGIN, more savepoints */
 	int busy_timeout_ms;   /* how long a write waits for the lock in all */
 	int64_t busy_start_us; /* when the current wait began (store_busy_cb) */
 	/* store_inbound_batch's decisions, so a batch run twice decides once */

@@ -66,7 +66,12 @@ int store_outbox_lease(store *s, int64_t now_ms, int64_t lease_ms, size_t max, s
 	if (rc != STORE_OK)
 		goto fail;
 
-	st = store_stmt(s, STMT_OUTBOX_LEASE, "UPDATE outbox SET lease_until_ms = ? WHERE message_id = ?");
+	/* The next attempt moves to the lease's end too: rows in flight then sit
+	 * past "now" in the due-time index, so the next lease's walk starts at
+	 * the rows really due instead of stepping over every leased one. A
+	 * crashed sender's rows come back when the lease ends, as before. */
+	st = store_stmt(s, STMT_OUTBOX_LEASE,
+			"UPDATE outbox SET lease_until_ms = ?1, next_attempt_ms = ?1 WHERE message_id = ?2");
 	if (!st) {
 		rc = STORE_ERR;
 		goto fail;

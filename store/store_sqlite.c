@@ -151,27 +151,89 @@ static int simple(store *s, store_stmt_id id, const char *sql)
 	return store_exec_stmt(s, st);
 }
 
+/* Transactions nest: the outermost level is BEGIN IMMEDIATE ... COMMIT, an
+ * inner one a savepoint, so a store call made inside store_round_begin ...
+ * store_round_commit keeps its all-or-nothing behaviour while the round
+ * commits (and fsyncs) once. A failed commit closes its level: the caller must
+ * not roll it back again. */
 int store_tx_begin(store *s)
 {
-	return simple(s, STMT_BEGIN, "BEGIN IMMEDIATE");
+	int rc;
+	if (s->tx_depth > 0 && sqlite3_get_autocommit(s->db))
+		return store_failf(s, STORE_ERR, "the round's transaction was rolled back by an earlier error");
+	if (s->tx_depth == 0)
+		rc = simple(s, STMT_BEGIN, "BEGIN IMMEDIATE");
+	else
+		rc = simple(s, STMT_TX_SAVEPOINT, "SAVEPOINT tx");
+	if (rc == STORE_OK)
+		s->tx_depth++;
+	return rc;
 }
 
 int store_tx_commit(store *s)
 {
-	int rc = simple(s, STMT_COMMIT, "COMMIT");
+	int rc;
+	if (s->tx_depth > 1) {
+		if (sqlite3_get_autocommit(s->db)) {
+			s->tx_depth--;
+			return store_failf(s, STORE_ERR, "the round's transaction was rolled back by an earlier error");
+		}
+		rc = simple(s, STMT_TX_RELEASE, "RELEASE tx");
+		if (rc != STORE_OK)
+			store_tx_rollback(s);
+		else
+			s->tx_depth--;
+		return rc;
+	}
+	rc = simple(s, STMT_COMMIT, "COMMIT");
 	if (rc != STORE_OK)
 		store_tx_rollback(s);
+	s->tx_depth = 0;
 	return rc;
 }
 
 void store_tx_rollback(store *s)
 {
-	if (sqlite3_get_autocommit(s->db))
-		return; /* SQLite already rolled it back */
 	char keep[sizeof s->err];
 	memcpy(keep, s->err, sizeof keep);
-	simple(s, STMT_ROLLBACK, "ROLLBACK");
+	if (s->tx_depth > 1) {
+		s->tx_depth--;
+		if (!sqlite3_get_autocommit(s->db)) {
+			simple(s, STMT_TX_ROLLBACK_TO, "ROLLBACK TO tx");
+			simple(s, STMT_TX_RELEASE, "RELEASE tx");
+		}
+	} else {
+		s->tx_depth = 0;
+		if (!sqlite3_get_autocommit(s->db))
+			simple(s, STMT_ROLLBACK, "ROLLBACK");
+	}
 	memcpy(s->err, keep, sizeof keep);
+}
+
+int store_round_begin(store *s)
+{
+	if (s->readonly)
+		return store_failf(s, STORE_ERR, "read-only handle");
+	if (s->tx_depth != 0)
+		return store_failf(s, STORE_ERR, "a round is already open");
+	return store_tx_begin(s);
+}
+
+int store_round_commit(store *s)
+{
+	if (s->tx_depth != 1) {
+		int was = s->tx_depth;
+		store_tx_rollback(s);
+		s->tx_depth = 0;
+		return store_failf(s, STORE_ERR, was ? "a store call inside the round was left open" : "no round is open");
+	}
+	return store_tx_commit(s);
+}
+
+void store_round_rollback(store *s)
+{
+	while (s->tx_depth > 0)
+		store_tx_rollback(s);
 }
 
 int store_sp_begin(store *s)
@@ -337,9 +399,17 @@ store *store_open(const store_opts *o, char *err, size_t errlen)
 	 * temporary file created and unlinked every few messages. */
 	if (pragma(s->db, "PRAGMA temp_store = MEMORY", err, errlen) < 0)
 		goto fail;
-	if (pragma(s->db, o->synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err,
+	/* sync_later: NORMAL commits without an fsync in WAL mode (checkpoints
+	 * still sync); a store_syncer (store_sync.c) makes them durable. */
+	if (pragma(s->db,
+		   o->synchronous_full && !o->sync_later ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err,
 		   errlen) < 0)
 		goto fail;
+	/* no_checkpoint: a commit that finds the WAL long would copy it into the
+	 * database file and fsync it, inside the commit; a checkpointer thread
+	 * does that beside the writer instead (store_checkpoint). */
+	if (o->no_checkpoint)
+		sqlite3_wal_autocheckpoint(s->db, 0);
 	if (!o->readonly) {
 		if (pragma(s->db, "PRAGMA journal_mode = WAL", err, errlen) < 0)
 			goto fail;
@@ -386,6 +456,18 @@ int store_schema_version(store *s)
 		v = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+int store_checkpoint(store *s, int restart, int *wal_pages, int *copied)
+{
+	int log = 0, done = 0;
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, restart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE,
+					   &log, &done);
+	if (wal_pages)
+		*wal_pages = log;
+	if (copied)
+		*copied = done;
+	return rc == SQLITE_OK ? STORE_OK : store_fail(s, rc);
 }
 
 int store_ping(store *s)

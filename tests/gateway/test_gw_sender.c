@@ -247,7 +247,7 @@ static void fixture_init(fixture *f)
 static void fixture_start(fixture *f)
 {
 	char err[256];
-	f->s = gw_sender_start(&f->c, err, sizeof(err));
+	f->s = gw_sender_start(&f->c, 1, err, sizeof(err));
 	if (!f->s)
 		fail_msg("gw_sender_start: %s", err);
 }
@@ -255,6 +255,7 @@ static void fixture_start(fixture *f)
 static void fixture_done(fixture *f)
 {
 	gw_sender_stop(f->s, 1000);
+	gw_sender_free(f->s);
 	store_close(f->st);
 	provider_reset();
 }
@@ -709,6 +710,7 @@ static void test_sender_stop_drains(void **state)
 	assert_int_equal(st.in_flight, 1);
 	t0 = now_ms();
 	gw_sender_stop(f.s, 300);
+	gw_sender_free(f.s);
 	f.s = NULL;
 	if (now_ms() - t0 > 2000)
 		fail_msg("stop took %lld ms with a 300 ms drain", (long long)(now_ms() - t0));
@@ -716,6 +718,7 @@ static void test_sender_stop_drains(void **state)
 	assert_int_equal(oc.pending + oc.leased, 1);
 	assert_int_equal(oc.dead, 0);
 	gw_sender_stop(NULL, 0);
+	gw_sender_free(NULL);
 	fixture_done(&f);
 }
 
