@@ -16,12 +16,12 @@
 #include "core/log.h"
 #include "store/store.h"
 
-#define GW_CKPT_PAGES 2000     /* copy soon again while this much is not in the file */
-#define GW_CKPT_RESTART 8000   /* a WAL this long (32 MiB of 4 KiB pages) is started over, */
-#define GW_CKPT_TAIL 1000      /* once a passive pass left at most this much to copy */
-#define GW_CKPT_BUSY_MS 20     /* look again this soon after a long WAL */
-#define GW_CKPT_IDLE_MS 500    /* and this often otherwise */
-#define GW_CKPT_LOG_EVERY 100  /* a failing checkpoint is logged this often */
+#define GW_CKPT_PAGES 2000    /* copy soon again while this much is not in the file */
+#define GW_CKPT_RESTART 8000  /* a WAL this long (32 MiB of 4 KiB pages) is started over, */
+#define GW_CKPT_TAIL 1000     /* once a passive pass left at most this much to copy */
+#define GW_CKPT_BUSY_MS 20    /* look again this soon after a long WAL */
+#define GW_CKPT_IDLE_MS 500   /* and this often otherwise */
+#define GW_CKPT_LOG_EVERY 100 /* a failing checkpoint is logged this often */
 
 struct gw_checkpoint {
 	store *st;

@@ -8,8 +8,8 @@
 #include "gateway/gw_payload.h"
 
 #include "bot/bot_text.h"
+#include "gateway/gw_json.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -83,61 +83,42 @@ static void pl_split_point(const char *s, size_t len, size_t max, size_t *cut, s
 
 /* ---- building ---- */
 
-static int pl_set(json_t *o, const char *key, json_t *v)
-{
-	return v ? json_object_set_new(o, key, v) : -1;
-}
-
 /* The payload JSON of one part; r (may be NULL) gives the buttons and the form
- * when last is set. */
+ * when last is set. Strings that are not UTF-8 get U+FFFD for each bad byte,
+ * so a provider never receives a broken JSON string. */
 static char *pl_json(const char *text, const bot_reply *r, int last)
 {
-	json_t *o = json_object();
-	char *out = NULL;
+	gw_json b = {0};
 
-	if (!o || pl_set(o, "text", json_string(text)) != 0)
-		goto out;
+	gw_json_lit(&b, "{\"text\":");
+	gw_json_str_lossy(&b, text, strlen(text));
 	if (last && r && r->n_buttons > 0) {
-		json_t *arr = json_array();
-		if (pl_set(o, "buttons", arr) != 0)
-			goto out;
+		gw_json_lit(&b, ",\"buttons\":[");
 		for (int i = 0; i < r->n_buttons && i < BOT_MENU_MAX; i++) {
-			json_t *b = json_object();
-			char *id = NULL, *title = NULL;
-			int bad;
-
-			if (!b || json_array_append_new(arr, b) != 0)
-				goto out;
-			id = pl_utf8_clean(r->buttons[i].id ? r->buttons[i].id : "",
-					   r->buttons[i].id ? strlen(r->buttons[i].id) : 0);
-			title = pl_utf8_clean(r->buttons[i].title ? r->buttons[i].title : "",
-					      r->buttons[i].title ? strlen(r->buttons[i].title) : 0);
-			bad = !id || !title || pl_set(b, "id", json_string(id)) != 0 ||
-			      pl_set(b, "title", json_string(title)) != 0;
-			free(id);
-			free(title);
-			if (bad)
-				goto out;
+			const char *id = r->buttons[i].id ? r->buttons[i].id : "";
+			const char *title = r->buttons[i].title ? r->buttons[i].title : "";
+			gw_json_lit(&b, i ? ",{\"id\":" : "{\"id\":");
+			gw_json_str_lossy(&b, id, strlen(id));
+			gw_json_lit(&b, ",\"title\":");
+			gw_json_str_lossy(&b, title, strlen(title));
+			gw_json_lit(&b, "}");
 		}
+		gw_json_lit(&b, "]");
 	}
 	if (last && r && r->form) {
-		json_t *f = json_object();
 		const char *fields[3][2] = {{"id", r->form->id}, {"title", r->form->title}, {"url", r->form->url}};
-		if (pl_set(o, "form", f) != 0)
-			goto out;
+		gw_json_lit(&b, ",\"form\":{");
 		for (int i = 0; i < 3; i++) {
 			const char *v = fields[i][1] ? fields[i][1] : "";
-			char *clean = pl_utf8_clean(v, strlen(v));
-			int bad = !clean || pl_set(f, fields[i][0], json_string(clean)) != 0;
-			free(clean);
-			if (bad)
-				goto out;
+			gw_json_lit(&b, i ? ",\"" : "\"");
+			gw_json_lit(&b, fields[i][0]);
+			gw_json_lit(&b, "\":");
+			gw_json_str_lossy(&b, v, strlen(v));
 		}
+		gw_json_lit(&b, "}");
 	}
-	out = json_dumps(o, JSON_COMPACT);
-out:
-	json_decref(o);
-	return out;
+	gw_json_lit(&b, "}");
+	return gw_json_take(&b);
 }
 
 static int pl_make(const char *text_in, const bot_reply *r, size_t max_text, char **texts, char **payloads, int max)

@@ -39,6 +39,7 @@
 
 #include "bot/bot_text.h"
 #include "gateway/gw_channel.h"
+#include "gateway/gw_json.h"
 
 /* Limits of the Cloud API (characters, not bytes). */
 #define WA_MAX_TEXT 4096
@@ -541,191 +542,82 @@ static int wa_file_name(const char *url, char *name, size_t namelen)
 	return -1;
 }
 
-/* ---- the request body, written straight into one buffer ----
- *
- * One growing buffer instead of a jansson tree and its dump: a reply's body
- * costs a couple of allocations instead of a few dozen. Every string value
- * goes through wa_put_str, which checks UTF-8 and escapes as JSON requires. */
-
-typedef struct wa_buf {
-	char *p;
-	size_t len, cap;
-	int failed; /* out of memory, or a string that is not UTF-8 */
-	int bad_utf8;
-} wa_buf;
-
-static void wa_put(wa_buf *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 512;
-		char *p;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if (!(p = realloc(b->p, cap))) {
-			b->failed = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void wa_lit(wa_buf *b, const char *s)
-{
-	wa_put(b, s, strlen(s));
-}
-
-/* Appends the first n bytes of s as a JSON string: quotes, backslashes and
- * control characters escaped (as jansson writes them), everything else as is. */
-static void wa_put_str(wa_buf *b, const char *s, size_t n)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, run = 0;
-
-	wa_put(b, "\"", 1);
-	while (i < n) {
-		unsigned char c = u[i];
-		char esc[8];
-		size_t k;
-
-		if (c >= 0x20 && c != '"' && c != '\\') {
-			if (c >= 0x80) {
-				k = bot_text_utf8_len(s + i, n - i);
-				if (k == 0) {
-					b->failed = b->bad_utf8 = 1;
-					return;
-				}
-			} else {
-				k = 1;
-			}
-			i += k;
-			run += k;
-			continue;
-		}
-		wa_put(b, s + i - run, run);
-		run = 0;
-		switch (c) {
-		case '"':
-			wa_put(b, "\\\"", 2);
-			break;
-		case '\\':
-			wa_put(b, "\\\\", 2);
-			break;
-		case '\b':
-			wa_put(b, "\\b", 2);
-			break;
-		case '\f':
-			wa_put(b, "\\f", 2);
-			break;
-		case '\n':
-			wa_put(b, "\\n", 2);
-			break;
-		case '\r':
-			wa_put(b, "\\r", 2);
-			break;
-		case '\t':
-			wa_put(b, "\\t", 2);
-			break;
-		default:
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			wa_put(b, esc, 6);
-			break;
-		}
-		i++;
-	}
-	wa_put(b, s + i - run, run);
-	wa_put(b, "\"", 1);
-}
-
-/* "key":"value" (with a leading comma unless first) */
-static void wa_put_kv(wa_buf *b, int first, const char *key, const char *value)
-{
-	if (!first)
-		wa_put(b, ",", 1);
-	wa_put_str(b, key, strlen(key));
-	wa_put(b, ":", 1);
-	wa_put_str(b, value, strlen(value));
-}
+/* ---- the request body, written straight into one buffer (gw_json) ---- */
 
 /* "key": the first max_chars characters of value */
-static void wa_put_kv_cut(wa_buf *b, int first, const char *key, const char *value, size_t max_chars)
+static void wa_put_kv_cut(gw_json *b, int first, const char *key, const char *value, size_t max_chars)
 {
 	if (!first)
-		wa_put(b, ",", 1);
-	wa_put_str(b, key, strlen(key));
-	wa_put(b, ":", 1);
-	wa_put_str(b, value, wa_utf8_prefix(value, max_chars));
+		gw_json_raw(b, ",", 1);
+	gw_json_str(b, key, strlen(key));
+	gw_json_raw(b, ":", 1);
+	gw_json_str(b, value, wa_utf8_prefix(value, max_chars));
 }
 
 /* "type":"text","text":{"body","preview_url"} */
-static void wa_body_text(wa_buf *b, const char *text)
+static void wa_body_text(gw_json *b, const char *text)
 {
-	wa_lit(b, ",\"type\":\"text\",\"text\":{");
-	wa_put_kv(b, 1, "body", text);
+	gw_json_lit(b, ",\"type\":\"text\",\"text\":{");
+	gw_json_kv(b, 1, "body", text);
 	if (wa_has_url(text))
-		wa_lit(b, ",\"preview_url\":true");
-	wa_lit(b, "}");
+		gw_json_lit(b, ",\"preview_url\":true");
+	gw_json_lit(b, "}");
 }
 
 /* Reply buttons (1-3), with the form's document as header when there is one. */
-static void wa_body_buttons(wa_buf *b, const char *text, const json_t *buttons, size_t n, const char *doc_url,
+static void wa_body_buttons(gw_json *b, const char *text, const json_t *buttons, size_t n, const char *doc_url,
 			    const char *doc_name)
 {
-	wa_lit(b, ",\"type\":\"interactive\",\"interactive\":{\"type\":\"button\"");
+	gw_json_lit(b, ",\"type\":\"interactive\",\"interactive\":{\"type\":\"button\"");
 	if (doc_url) {
-		wa_lit(b, ",\"header\":{\"type\":\"document\",\"document\":{");
-		wa_put_kv(b, 1, "link", doc_url);
-		wa_put_kv(b, 0, "filename", doc_name);
-		wa_lit(b, "}}");
+		gw_json_lit(b, ",\"header\":{\"type\":\"document\",\"document\":{");
+		gw_json_kv(b, 1, "link", doc_url);
+		gw_json_kv(b, 0, "filename", doc_name);
+		gw_json_lit(b, "}}");
 	}
-	wa_lit(b, ",\"body\":{");
-	wa_put_kv(b, 1, "text", text);
-	wa_lit(b, "},\"action\":{\"buttons\":[");
+	gw_json_lit(b, ",\"body\":{");
+	gw_json_kv(b, 1, "text", text);
+	gw_json_lit(b, "},\"action\":{\"buttons\":[");
 	for (size_t i = 0; i < n; i++) {
 		const json_t *bt = json_array_get(buttons, i);
-		wa_lit(b, i ? ",{\"type\":\"reply\",\"reply\":{" : "{\"type\":\"reply\",\"reply\":{");
+		gw_json_lit(b, i ? ",{\"type\":\"reply\",\"reply\":{" : "{\"type\":\"reply\",\"reply\":{");
 		wa_put_kv_cut(b, 1, "id", wa_str(bt, "id"), WA_MAX_BUTTON_ID);
 		wa_put_kv_cut(b, 0, "title", wa_str(bt, "title"), WA_MAX_BUTTON_TITLE);
-		wa_lit(b, "}}");
+		gw_json_lit(b, "}}");
 	}
-	wa_lit(b, "]}}");
+	gw_json_lit(b, "]}}");
 }
 
 /* A list message (4-10 choices). */
-static void wa_body_list(wa_buf *b, const char *text, const json_t *buttons, size_t n)
+static void wa_body_list(gw_json *b, const char *text, const json_t *buttons, size_t n)
 {
 	if (n > WA_MAX_ROWS)
 		n = WA_MAX_ROWS;
-	wa_lit(b, ",\"type\":\"interactive\",\"interactive\":{\"type\":\"list\",\"body\":{");
-	wa_put_kv(b, 1, "text", text);
-	wa_lit(b, "},\"action\":{");
-	wa_put_kv(b, 1, "button", WA_LIST_LABEL);
-	wa_lit(b, ",\"sections\":[{");
-	wa_put_kv(b, 1, "title", WA_LIST_LABEL);
-	wa_lit(b, ",\"rows\":[");
+	gw_json_lit(b, ",\"type\":\"interactive\",\"interactive\":{\"type\":\"list\",\"body\":{");
+	gw_json_kv(b, 1, "text", text);
+	gw_json_lit(b, "},\"action\":{");
+	gw_json_kv(b, 1, "button", WA_LIST_LABEL);
+	gw_json_lit(b, ",\"sections\":[{");
+	gw_json_kv(b, 1, "title", WA_LIST_LABEL);
+	gw_json_lit(b, ",\"rows\":[");
 	for (size_t i = 0; i < n; i++) {
 		const json_t *bt = json_array_get(buttons, i);
-		wa_lit(b, i ? ",{" : "{");
+		gw_json_lit(b, i ? ",{" : "{");
 		wa_put_kv_cut(b, 1, "id", wa_str(bt, "id"), WA_MAX_ROW_ID);
 		wa_put_kv_cut(b, 0, "title", wa_str(bt, "title"), WA_MAX_ROW_TITLE);
-		wa_lit(b, "}");
+		gw_json_lit(b, "}");
 	}
-	wa_lit(b, "]}]}}");
+	gw_json_lit(b, "]}]}}");
 }
 
-static void wa_body_document(wa_buf *b, const char *url, const char *name, const char *caption)
+static void wa_body_document(gw_json *b, const char *url, const char *name, const char *caption)
 {
-	wa_lit(b, ",\"type\":\"document\",\"document\":{");
-	wa_put_kv(b, 1, "link", url);
-	wa_put_kv(b, 0, "filename", name);
+	gw_json_lit(b, ",\"type\":\"document\",\"document\":{");
+	gw_json_kv(b, 1, "link", url);
+	gw_json_kv(b, 0, "filename", name);
 	if (caption[0])
-		wa_put_kv(b, 0, "caption", caption);
-	wa_lit(b, "}");
+		gw_json_kv(b, 0, "caption", caption);
+	gw_json_lit(b, "}");
 }
 
 static int wa_add_header(gw_request *req, const char *name, const char *value)
@@ -752,20 +644,22 @@ static size_t wa_buttons_ok(const json_t *buttons)
 	return n;
 }
 
-static int wa_build(const cfg *c, const store_outbox_item *it, gw_request *req, char *err, size_t errlen)
+/* The body after "to" (type and content, closing brace included) for a
+ * reply's text and neutral payload, into *rest. 0, or -1 with the reason. */
+static int wa_body_rest(const char *text, const char *payload_text, char **rest, size_t *rest_len, char *err,
+			size_t errlen)
 {
 	json_t *payload = NULL, *buttons = NULL;
-	wa_buf body = {0};
+	gw_json body = {0};
 	json_error_t jerr;
-	const char *text = it->text, *doc_url = NULL;
-	char doc_name[256] = "", *auth = NULL;
-	size_t n_buttons = 0, base_len, alen;
-	int rc = -1, k;
+	const char *doc_url = NULL;
+	char doc_name[256] = "";
+	size_t n_buttons = 0;
+	int rc = -1;
 
-	memset(req, 0, sizeof(*req));
-	if (it->payload && it->payload[0]) {
+	if (payload_text && payload_text[0]) {
 		const json_t *form;
-		payload = json_loads(it->payload, 0, &jerr);
+		payload = json_loads(payload_text, 0, &jerr);
 		if (!json_is_object(payload)) {
 			wa_err(err, errlen, "payload is not a JSON object");
 			goto out;
@@ -785,13 +679,6 @@ static int wa_build(const cfg *c, const store_outbox_item *it, gw_request *req, 
 		}
 		text = "";
 	}
-	if (!it->address[0]) {
-		wa_err(err, errlen, "no recipient");
-		goto out;
-	}
-
-	wa_lit(&body, "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\"");
-	wa_put_kv(&body, 0, "to", it->address);
 	/* Interactive bodies and captions hold 1024 characters: a longer text goes
 	 * as plain text (the engine's text already names the choices and the link). */
 	if (wa_utf8_len(text) > WA_MAX_BODY) {
@@ -807,9 +694,159 @@ static int wa_build(const cfg *c, const store_outbox_item *it, gw_request *req, 
 	} else {
 		wa_body_text(&body, text);
 	}
-	wa_lit(&body, "}");
+	gw_json_lit(&body, "}");
 	if (body.bad_utf8) {
 		wa_err(err, errlen, "text is not valid UTF-8");
+		goto out;
+	}
+	*rest_len = body.len;
+	if (!(*rest = gw_json_take(&body))) {
+		wa_err(err, errlen, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	gw_json_free(&body);
+	json_decref(payload);
+	return rc;
+}
+
+/* ---- built bodies, kept per thread ----
+ *
+ * The bot's replies repeat (a few dozen intents, two languages), and turning
+ * a reply's stored payload into Meta's body (parsing the payload's JSON,
+ * choosing buttons, a list or a document, escaping) was a fifth of the
+ * sender's time. So the part of the body after the recipient is kept per
+ * (text, payload), in a small direct-mapped table per thread, and a request
+ * is the recipient spliced in front of it. Entries are compared in full, so
+ * a hash collision costs a rebuild, never a wrong message. */
+
+#define WA_BODY_CACHE 128 /* entries per thread */
+
+typedef struct wa_body_ent {
+	uint64_t h;
+	char *text, *payload; /* the key, copies */
+	char *rest;
+	size_t rest_len;
+} wa_body_ent;
+
+typedef struct wa_body_cache {
+	wa_body_ent e[WA_BODY_CACHE];
+} wa_body_cache;
+
+static pthread_key_t wa_body_key;
+static pthread_once_t wa_body_once = PTHREAD_ONCE_INIT;
+static int wa_body_key_ok;
+
+static void wa_body_ent_clear(wa_body_ent *e)
+{
+	free(e->text);
+	free(e->payload);
+	free(e->rest);
+	memset(e, 0, sizeof(*e));
+}
+
+static void wa_body_cache_free(void *p)
+{
+	wa_body_cache *c = p;
+
+	if (!c)
+		return;
+	for (size_t i = 0; i < WA_BODY_CACHE; i++)
+		wa_body_ent_clear(&c->e[i]);
+	free(c);
+}
+
+static void wa_body_key_init(void)
+{
+	wa_body_key_ok = pthread_key_create(&wa_body_key, wa_body_cache_free) == 0;
+}
+
+static wa_body_cache *wa_body_cache_get(void)
+{
+	wa_body_cache *c;
+
+	if (pthread_once(&wa_body_once, wa_body_key_init) != 0 || !wa_body_key_ok)
+		return NULL;
+	if ((c = pthread_getspecific(wa_body_key)))
+		return c;
+	if (!(c = calloc(1, sizeof(*c))))
+		return NULL;
+	if (pthread_setspecific(wa_body_key, c) != 0) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static uint64_t wa_hash(uint64_t h, const char *s)
+{
+	/* FNV-1a, with a separator so ("ab","c") and ("a","bc") differ */
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return (h ^ (s ? 0xFF : 0xFE)) * 1099511628211ULL;
+}
+
+static int wa_same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The body's rest for (text, payload): from this thread's table, else built
+ * (and kept when it could be). *owned is set when the caller must free it. */
+static const char *wa_body_rest_cached(const char *text, const char *payload, size_t *len, int *owned, char *err,
+				       size_t errlen)
+{
+	wa_body_cache *c = wa_body_cache_get();
+	uint64_t h = wa_hash(wa_hash(14695981039346656037ULL, text), payload);
+	wa_body_ent *e = c ? &c->e[h % WA_BODY_CACHE] : NULL;
+	char *rest = NULL;
+
+	*owned = 0;
+	if (e && e->rest && e->h == h && wa_same(e->text, text) && wa_same(e->payload, payload)) {
+		*len = e->rest_len;
+		return e->rest;
+	}
+	if (wa_body_rest(text, payload, &rest, len, err, errlen) != 0)
+		return NULL;
+	if (e) {
+		char *kt = text ? strdup(text) : NULL, *kp = payload ? strdup(payload) : NULL;
+		if ((!text || kt) && (!payload || kp)) {
+			wa_body_ent_clear(e);
+			e->h = h;
+			e->text = kt;
+			e->payload = kp;
+			e->rest = rest;
+			e->rest_len = *len;
+			return rest;
+		}
+		free(kt);
+		free(kp);
+	}
+	*owned = 1;
+	return rest;
+}
+
+static int wa_build(const cfg *c, const store_outbox_item *it, gw_request *req, char *err, size_t errlen)
+{
+	gw_json body = {0};
+	const char *rest;
+	char *auth = NULL;
+	size_t base_len, alen, rest_len = 0;
+	int rc = -1, k, owned = 0;
+
+	memset(req, 0, sizeof(*req));
+	if (!(rest = wa_body_rest_cached(it->text, it->payload, &rest_len, &owned, err, errlen)))
+		goto out;
+	if (!it->address[0]) {
+		wa_err(err, errlen, "no recipient");
+		goto out;
+	}
+	gw_json_lit(&body, "{\"messaging_product\":\"whatsapp\",\"recipient_type\":\"individual\"");
+	gw_json_kv(&body, 0, "to", it->address);
+	gw_json_raw(&body, rest, rest_len);
+	if (body.bad_utf8) {
+		wa_err(err, errlen, "recipient is not valid UTF-8");
 		goto out;
 	}
 	if (body.failed)
@@ -834,9 +871,8 @@ static int wa_build(const cfg *c, const store_outbox_item *it, gw_request *req, 
 	if (wa_add_header(req, "Authorization", auth) != 0 ||
 	    wa_add_header(req, "Content-Type", "application/json") != 0)
 		goto oom;
-	req->body = body.p;
 	req->body_len = body.len;
-	body.p = NULL;
+	req->body = gw_json_take(&body);
 	rc = 0;
 	goto out;
 oom:
@@ -849,8 +885,9 @@ out:
 	}
 	if (rc != 0)
 		gw_request_cleanup(req);
-	free(body.p);
-	json_decref(payload);
+	gw_json_free(&body);
+	if (owned)
+		free((char *)rest);
 	return rc;
 }
 

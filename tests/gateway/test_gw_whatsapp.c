@@ -729,6 +729,58 @@ static void test_wa_build_long_text_drops_interactive(void **state)
 	gw_request_cleanup(&req);
 }
 
+/* Bodies are kept per (text, payload) in a small table per thread: many more
+ * distinct replies than the table holds, built twice for two recipients in
+ * opposite orders (so slots are shared and replaced), must each come out with
+ * their own text and the right recipient. */
+static void test_wa_build_kept_bodies(void **state)
+{
+	cfg c;
+	store_outbox_item it;
+	gw_request req;
+	char err[128], payload[128], want[64];
+	json_error_t jerr;
+	json_t *doc;
+	const char *to[2] = {"6281111111111", "6282222222222"};
+
+	(void)state;
+	test_cfg(&c);
+	for (int round = 0; round < 2; round++) {
+		for (int k = 0; k < 300; k++) {
+			int i = round ? 299 - k : k;
+			memset(&it, 0, sizeof(it));
+			snprintf(it.address, sizeof(it.address), "%s", to[round]);
+			snprintf(payload, sizeof(payload), "{\"text\":\"reply %d\"}", i);
+			it.text = "stored text";
+			it.payload = payload;
+			assert_int_equal(gw_whatsapp_ops.build(&c, &it, &req, err, sizeof(err)), 0);
+			doc = json_loads(req.body, 0, &jerr);
+			assert_non_null(doc);
+			snprintf(want, sizeof(want), "s:reply %d", i);
+			check_path("kept body text", doc, "text.body", want);
+			snprintf(want, sizeof(want), "s:%s", to[round]);
+			check_path("kept body recipient", doc, "to", want);
+			json_decref(doc);
+			gw_request_cleanup(&req);
+		}
+	}
+	/* the same payload with another stored text is another body */
+	memset(&it, 0, sizeof(it));
+	snprintf(it.address, sizeof(it.address), "%s", to[0]);
+	it.text = "first";
+	assert_int_equal(gw_whatsapp_ops.build(&c, &it, &req, err, sizeof(err)), 0);
+	doc = json_loads(req.body, 0, &jerr);
+	check_path("text without payload", doc, "text.body", "s:first");
+	json_decref(doc);
+	gw_request_cleanup(&req);
+	it.text = "second";
+	assert_int_equal(gw_whatsapp_ops.build(&c, &it, &req, err, sizeof(err)), 0);
+	doc = json_loads(req.body, 0, &jerr);
+	check_path("another text without payload", doc, "text.body", "s:second");
+	json_decref(doc);
+	gw_request_cleanup(&req);
+}
+
 /* The request body is written by hand: whatever a reply's text holds must come
  * back out of a JSON parser byte for byte, and text that is not UTF-8 must be
  * refused rather than sent as broken JSON. */
@@ -950,6 +1002,7 @@ int main(void)
 	    cmocka_unit_test(test_wa_parse_malformed),
 	    cmocka_unit_test(test_wa_build_cases),
 	    cmocka_unit_test(test_wa_build_long_text_drops_interactive),
+	    cmocka_unit_test(test_wa_build_kept_bodies),
 	    cmocka_unit_test(test_wa_build_escapes_text),
 	    cmocka_unit_test(test_wa_build_refuses),
 	    cmocka_unit_test(test_wa_classify),
