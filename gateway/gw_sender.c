@@ -846,8 +846,9 @@ int gw_sender_turn_run(store *st, gw_sender_turn *t, int64_t now_ms)
 		t->rc_results = store_outbox_results(st, t->results, t->n_results, now_ms, t->result_rc);
 	if (t->rc_results != STORE_OK)
 		return t->rc_results; /* the slots are not free: no lease either */
-	if (t->lease_max)
-		t->rc_lease = store_outbox_lease(st, now_ms, t->lease_ms, t->lease_max, &t->items, &t->n_items);
+	if (t->lease_max > t->n_fresh)
+		t->rc_lease =
+		    store_outbox_lease(st, now_ms, t->lease_ms, t->lease_max - t->n_fresh, &t->items, &t->n_items);
 	return t->rc_lease;
 }
 
@@ -856,20 +857,27 @@ void gw_sender_turn_give(gw_sender *s, gw_sender_turn *t, int rc)
 	snd_xfer *list = t->taken, *fresh = NULL, *x, *next;
 	int recorded = rc == STORE_OK && t->rc_results == STORE_OK;
 	size_t k = 0, n_fresh = 0, n_items = rc == STORE_OK && t->rc_lease == STORE_OK ? t->n_items : 0;
+	size_t n_written = rc == STORE_OK ? t->n_fresh : 0; /* leased as written: kept only if committed */
+	/* the rows leased as they were written first: they are the oldest */
+	store_outbox_item *src[2] = {t->fresh, t->items};
+	size_t nsrc[2] = {n_written, n_items};
 
-	for (size_t i = 0; i < n_items; i++) {
-		if (!(x = calloc(1, sizeof(*x))))
-			break; /* the rest stay leased and come back after the lease */
-		x->item = t->items[i];
-		x->seq = t->seq;
-		t->items[i].text = t->items[i].payload = NULL; /* owned by x now */
-		x->next = fresh;
-		fresh = x;
-		n_fresh++;
-	}
+	for (int a = 0; a < 2; a++)
+		for (size_t i = 0; i < nsrc[a]; i++) {
+			if (!(x = calloc(1, sizeof(*x))))
+				break; /* the rest stay leased and come back after the lease */
+			x->item = src[a][i];
+			x->seq = t->seq;
+			src[a][i].text = src[a][i].payload = NULL; /* owned by x now */
+			x->next = fresh;
+			fresh = x;
+			n_fresh++;
+		}
+	n_items += n_written;
 	store_outbox_items_free(t->items, t->n_items);
-	t->items = NULL;
-	t->n_items = 0;
+	store_outbox_items_free(t->fresh, t->n_fresh);
+	t->items = t->fresh = NULL;
+	t->n_items = t->n_fresh = 0;
 	if (!recorded && list) {
 		int why = rc != STORE_OK ? rc : t->rc_results;
 		if (s->record_failures++ % SND_RECORD_LOG_EVERY == 0)
@@ -1006,8 +1014,8 @@ static void *snd_main(void *arg)
 		size_t posted = snd_post_outcomes(s);
 
 		now_us = clock_mono_us();
-		if (!draining && (atomic_exchange(&s->kicked, 0) || now_us >= s->next_lease_us ||
-				  now_us >= s->next_retry_us)) {
+		if (!draining &&
+		    (atomic_exchange(&s->kicked, 0) || now_us >= s->next_lease_us || now_us >= s->next_retry_us)) {
 			lease = 1;
 			s->next_lease_us = now_us + SND_TICK_MS * 1000;
 			if (s->next_retry_us <= now_us)
@@ -1157,9 +1165,9 @@ gw_sender *gw_sender_start(const cfg *c, int own_store, char *err, size_t errlen
 	}
 	s->thread_started = 1;
 	atomic_store(&s->running, 1);
-	log_event(LOG_INFO, "sender_started",
-		  "concurrency=%d timeout_ms=%d max_attempts=%d whatsapp_rate=%d store=%s", c->sender.concurrency,
-		  c->sender.timeout_ms, c->sender.max_attempts, c->whatsapp.send_rate, own_store ? "own" : "writer");
+	log_event(LOG_INFO, "sender_started", "concurrency=%d timeout_ms=%d max_attempts=%d whatsapp_rate=%d store=%s",
+		  c->sender.concurrency, c->sender.timeout_ms, c->sender.max_attempts, c->whatsapp.send_rate,
+		  own_store ? "own" : "writer");
 	return s;
 fail:
 	gw_sender_free(s);

@@ -64,6 +64,8 @@ typedef struct gw_sender_turn {
 	int64_t lease_ms;
 	store_outbox_item *items; /* set by run: the rows leased */
 	size_t n_items;
+	store_outbox_item *fresh; /* set by the caller: rows it leased as it wrote them */
+	size_t n_fresh;		  /* (store_outbox_fresh_begin); counted in lease_max */
 	int rc_results, rc_lease; /* set by run */
 	int64_t seq;		  /* the caller's round: its leases are sent once
 				     gw_sender_synced reached it (0: at once) */

@@ -261,9 +261,13 @@ static void gw_writer_batch(gw_writer *w, gw_job *batch)
 		round_rc = store_round_begin(w->st);
 		if (round_rc == STORE_OK) {
 			if (total) {
+				/* the replies it queues go to the sender as they are written */
+				if (has_turn && turn.lease_max)
+					store_outbox_fresh_begin(w->st, turn.lease_max, clock_wall_ms(), turn.lease_ms);
 				gw_handle_reset(w->h);
 				gw_handle_set_bot(w->h, w->o.set);
 				batch_rc = store_inbound_batch(w->st, w->in, n, gw_handle_decide, w->h, w->res);
+				store_outbox_fresh_take(w->st, &turn.fresh, &turn.n_fresh);
 			}
 			for (gw_job *j = batch; n_status && j; j = j->next)
 				if (j->kind == GW_JOB_INBOUND && j->parsed.n_statuses)
@@ -275,8 +279,7 @@ static void gw_writer_batch(gw_writer *w, gw_job *batch)
 		if (round_rc != STORE_OK) {
 			char er[200];
 			log_event(LOG_ERROR, "round_failed", "messages=%zu statuses=%zu rc=%s detail=%s", total,
-				  n_status, store_rc_str(round_rc),
-				  log_kv_str(store_errmsg(w->st), er, sizeof(er)));
+				  n_status, store_rc_str(round_rc), log_kv_str(store_errmsg(w->st), er, sizeof(er)));
 			gw_writer_round_failed(w, batch, round_rc);
 		}
 	}
@@ -397,8 +400,7 @@ static void gw_writer_sync_failed(gw_writer *w, gw_job *list, int err)
 {
 	char why[128];
 
-	log_event(LOG_ERROR, "sync_failed", "detail=%s",
-		  log_kv_str(strerror(err), why, sizeof(why)));
+	log_event(LOG_ERROR, "sync_failed", "detail=%s", log_kv_str(strerror(err), why, sizeof(why)));
 	for (gw_job *j = list; j; j = j->next) {
 		if (j->kind == GW_JOB_PING) {
 			j->ping_rc = STORE_ERR;
@@ -484,7 +486,7 @@ gw_writer *gw_writer_start(const gw_writer_opts *o, char *err, size_t errlen)
 	so.path = o->c->store.path;
 	so.synchronous_full = strcmp(o->c->store.synchronous, "NORMAL") != 0;
 	so.sync_later = so.synchronous_full; /* FULL through group commit */
-	so.no_checkpoint = 1;		      /* gw_checkpoint's thread does it */
+	so.no_checkpoint = 1;		     /* gw_checkpoint's thread does it */
 	so.busy_timeout_ms = o->c->store.busy_timeout_ms;
 	w->st = store_open(&so, serr, sizeof(serr));
 	if (!w->st) {

@@ -207,6 +207,18 @@ typedef struct store_outbox_item {
 int store_outbox_lease(store *s, int64_t now_ms, int64_t lease_ms, size_t max, store_outbox_item **items, size_t *n);
 void store_outbox_items_free(store_outbox_item *items, size_t n);
 
+/* Leasing as rows are written: until store_outbox_fresh_take, the outbox rows
+ * store_inbound_batch writes are written already leased until now_ms +
+ * lease_ms (up to max of them, and only a conversation's oldest live row, as
+ * store_outbox_lease would pick them), and kept as items. The gateway's
+ * writer hands its sender the replies it just queued this way, without a
+ * lease query per row. Rows of a message whose writes are rolled back are
+ * forgotten with them. take returns the items (free with
+ * store_outbox_items_free; *n may be 0) and ends the mode; a caller whose
+ * transaction then fails must drop them (the rows were never written). */
+void store_outbox_fresh_begin(store *s, size_t max, int64_t now_ms, int64_t lease_ms);
+void store_outbox_fresh_take(store *s, store_outbox_item **items, size_t *n);
+
 /* The send succeeded: the outbox row goes, the message becomes "sent" with the
  * provider's id (for status callbacks). */
 int store_outbox_sent(store *s, int64_t id, const char *provider_id, int64_t now_ms);

@@ -148,7 +148,7 @@ static int insert_inbound(store *s, const store_inbound *in, const store_decisio
 }
 
 int store_out_insert(store *s, int64_t conversation_id, const char *channel, const char *author, const char *intent,
-		     const store_out *o, int64_t now_ms, int64_t *out_id)
+		     const store_out *o, int64_t now_ms, int64_t lease_until_ms, int64_t *out_id)
 {
 	const char *status = o->sandboxed ? "sandboxed" : o->queue ? "queued" : "delivered";
 	sqlite3_stmt *st = store_stmt(s, STMT_MSG_INSERT, msg_insert_sql);
@@ -178,14 +178,17 @@ int store_out_insert(store *s, int64_t conversation_id, const char *channel, con
 	if (rc != STORE_OK)
 		return rc;
 	if (o->queue && !o->sandboxed) {
-		st = store_stmt(s, STMT_OUTBOX_INSERT,
-				"INSERT INTO outbox (message_id, conversation_id, next_attempt_ms, created_ms)"
-				" VALUES (?1, ?2, ?3, ?3)");
+		/* leased (store_outbox_lease's convention): next attempt at the lease's end */
+		st = store_stmt(
+		    s, STMT_OUTBOX_INSERT,
+		    "INSERT INTO outbox (message_id, conversation_id, next_attempt_ms, created_ms, lease_until_ms)"
+		    " VALUES (?1, ?2, max(?3, ?4), ?3, ?4)");
 		if (!st)
 			return STORE_ERR;
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int64(st, 2, conversation_id);
 		sqlite3_bind_int64(st, 3, now_ms);
+		sqlite3_bind_int64(st, 4, lease_until_ms > 0 ? lease_until_ms : 0);
 		rc = store_exec_stmt(s, st);
 		if (rc != STORE_OK)
 			return rc;
@@ -293,6 +296,90 @@ static int apply_state(store *s, const store_inbound *in, const store_conv *befo
  * never decided twice when the batch is run again with savepoints. */
 enum { DEC_NONE = 0, DEC_OK, DEC_REFUSED };
 
+/* ---- rows leased as they are written (store_outbox_fresh_begin) ---- */
+
+/* 1 when a reply of conversation id may be leased now: no older row of it is
+ * still waiting (order per conversation), 0 when one is, or an error. */
+static int fresh_allowed(store *s, int64_t conversation_id)
+{
+	sqlite3_stmt *st =
+	    store_stmt(s, STMT_OUTBOX_CONV_LIVE, "SELECT 1 FROM outbox WHERE conversation_id = ? AND dead = 0 LIMIT 1");
+	if (!st)
+		return STORE_ERR;
+	sqlite3_bind_int64(st, 1, conversation_id);
+	int step = sqlite3_step(st);
+	store_stmt_done(st);
+	if (step == SQLITE_ROW)
+		return 0;
+	return step == SQLITE_DONE ? 1 : store_fail(s, step);
+}
+
+static int fresh_add(store *s, int64_t id, int64_t conversation_id, const store_inbound *in, const store_out *o,
+		     int64_t last_inbound_ms)
+{
+	if (s->n_fresh == s->fresh_cap) {
+		size_t cap = s->fresh_cap ? s->fresh_cap * 2 : 64;
+		store_outbox_item *v = realloc(s->fresh, cap * sizeof *v);
+		if (!v)
+			return store_failf(s, STORE_ERR, "out of memory");
+		s->fresh = v;
+		s->fresh_cap = cap;
+	}
+	store_outbox_item *it = &s->fresh[s->n_fresh];
+	memset(it, 0, sizeof *it);
+	it->id = id;
+	it->conversation_id = conversation_id;
+	store_str_copy(it->channel, sizeof it->channel, in->channel);
+	store_str_copy(it->address, sizeof it->address, in->address);
+	it->text = o->text ? strdup(o->text) : NULL;
+	it->payload = o->payload ? strdup(o->payload) : NULL;
+	it->created_ms = in->at_ms;
+	it->last_inbound_ms = last_inbound_ms;
+	if ((o->text && !it->text) || (o->payload && !it->payload)) {
+		free(it->text);
+		free(it->payload);
+		return store_failf(s, STORE_ERR, "out of memory");
+	}
+	s->n_fresh++;
+	return STORE_OK;
+}
+
+/* Forgets the rows leased after mark (their writes were rolled back). */
+static void fresh_truncate(store *s, size_t mark)
+{
+	while (s->n_fresh > mark) {
+		s->n_fresh--;
+		free(s->fresh[s->n_fresh].text);
+		free(s->fresh[s->n_fresh].payload);
+	}
+}
+
+void store_outbox_fresh_begin(store *s, size_t max, int64_t now_ms, int64_t lease_ms)
+{
+	fresh_truncate(s, 0);
+	s->fresh_max = max;
+	s->fresh_until_ms = now_ms + lease_ms;
+}
+
+void store_outbox_fresh_take(store *s, store_outbox_item **items, size_t *n)
+{
+	*items = NULL;
+	*n = 0;
+	s->fresh_max = 0;
+	if (!s->n_fresh)
+		return;
+	store_outbox_item *v = malloc(s->n_fresh * sizeof *v);
+	if (!v) {
+		/* the rows stay leased and come back when the lease ends */
+		fresh_truncate(s, 0);
+		return;
+	}
+	memcpy(v, s->fresh, s->n_fresh * sizeof *v);
+	*items = v;
+	*n = s->n_fresh;
+	s->n_fresh = 0;
+}
+
 /* One new message (not a duplicate). *cache is the decision made earlier in
  * this call (DEC_OK / DEC_REFUSED in *state), or filled here. */
 static int handle_one(store *s, size_t i, const store_inbound *in, store_decide_fn decide, void *ctx,
@@ -342,8 +429,20 @@ static int handle_one(store *s, size_t i, const store_inbound *in, store_decide_
 	if (rc != STORE_OK)
 		return rc;
 	for (int k = 0; k < d.n_out; k++) {
-		rc = store_out_insert(s, conv.id, in->channel, "", d.intent, &d.out[k], in->at_ms, &r->out_ids[k]);
+		int64_t lease_until = 0;
+		if (d.out[k].queue && !d.out[k].sandboxed && s->n_fresh < s->fresh_max) {
+			rc = fresh_allowed(s, conv.id);
+			if (rc < 0)
+				return rc;
+			if (rc == 1)
+				lease_until = s->fresh_until_ms;
+		}
+		rc = store_out_insert(s, conv.id, in->channel, "", d.intent, &d.out[k], in->at_ms, lease_until,
+				      &r->out_ids[k]);
 		if (rc != STORE_OK)
+			return rc;
+		if (lease_until &&
+		    (rc = fresh_add(s, r->out_ids[k], conv.id, in, &d.out[k], conv.last_inbound_ms)) != STORE_OK)
 			return rc;
 	}
 	r->n_out = d.n_out;
@@ -408,6 +507,7 @@ static int batch_pass(store *s, const store_inbound *in, size_t n, store_decide_
 			continue;
 		}
 		int in_sp = 0;
+		size_t fresh_mark = s->n_fresh;
 		if (rc == STORE_OK && safe) {
 			rc = store_sp_begin(s);
 			in_sp = rc == STORE_OK;
@@ -424,6 +524,7 @@ static int batch_pass(store *s, const store_inbound *in, size_t n, store_decide_
 		int err = rc;
 		if (in_sp)
 			store_sp_rollback(s);
+		fresh_truncate(s, fresh_mark);
 		memset(r, 0, sizeof *r);
 		r->rc = err;
 		/* A busy lock, a full disk or an I/O error can end the whole
@@ -450,6 +551,7 @@ int store_inbound_batch(store *s, const store_inbound *in, size_t n, store_decid
 		return rc;
 	}
 	memset(s->dec_state, DEC_NONE, n);
+	size_t fresh_mark = s->n_fresh;
 	/* The batch savepoint costs one copy of each page the batch touches; a
 	 * savepoint per message would copy them again for every message. */
 	rc = store_sp_batch(s, STORE_SP_BEGIN);
@@ -459,6 +561,7 @@ int store_inbound_batch(store *s, const store_inbound *in, size_t n, store_decid
 			/* a message failed half-way: undo the pass, redo with a savepoint
 			 * per message, reusing the decisions already made */
 			rc = store_sp_batch(s, STORE_SP_ROLLBACK);
+			fresh_truncate(s, fresh_mark);
 			if (rc == STORE_OK)
 				rc = batch_pass(s, in, n, decide, ctx, res, 1);
 		}
@@ -471,6 +574,7 @@ int store_inbound_batch(store *s, const store_inbound *in, size_t n, store_decid
 		store_tx_rollback(s);
 	}
 	if (rc != STORE_OK) {
+		fresh_truncate(s, fresh_mark);
 		fail_all(res, n, rc);
 		return rc;
 	}

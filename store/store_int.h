@@ -42,6 +42,7 @@ typedef enum store_stmt_id {
 	STMT_IN_DUP,
 	STMT_MSG_INSERT,
 	STMT_OUTBOX_INSERT,
+	STMT_OUTBOX_CONV_LIVE,
 	STMT_ESC_INSERT,
 	/* outbox */
 	STMT_OUTBOX_DUE,
@@ -95,6 +96,12 @@ struct store {
 	store_decision *dec;
 	unsigned char *dec_state;
 	size_t dec_cap;
+	/* store_outbox_fresh_begin: rows store_inbound_batch queues are leased
+	 * as they are written, up to fresh_max, and kept here */
+	size_t fresh_max;
+	int64_t fresh_until_ms;
+	store_outbox_item *fresh;
+	size_t n_fresh, fresh_cap;
 	sqlite3_stmt *stmt[STMT__COUNT];
 };
 
@@ -149,9 +156,10 @@ void store_conv_from_row(sqlite3_stmt *st, store_conv *c);
 int store_audit_insert(store *s, const char *who, const char *what, const char *object, const char *detail,
 		       int64_t now_ms);
 /* Inserts an outbound message (and its outbox row when out->queue and not
- * sandboxed) inside the caller's transaction. */
+ * sandboxed) inside the caller's transaction. lease_until_ms > 0 writes the
+ * outbox row already leased until then. */
 int store_out_insert(store *s, int64_t conversation_id, const char *channel, const char *author, const char *intent,
-		     const store_out *out, int64_t now_ms, int64_t *out_id);
+		     const store_out *out, int64_t now_ms, int64_t lease_until_ms, int64_t *out_id);
 /* Appends one delivery-status history row inside the caller's transaction. */
 int store_status_insert(store *s, int64_t message_id, const char *status, const char *error, int64_t at_ms);
 

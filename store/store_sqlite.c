@@ -69,6 +69,13 @@ const char *store_errmsg(const store *s)
 
 sqlite3_stmt *store_stmt(store *s, store_stmt_id id, const char *sql)
 {
+	/* Inside a round whose transaction SQLite ended (I/O error, disk full),
+	 * a statement would run, and commit, on its own: refuse every one, so
+	 * nothing of the round is kept, as store_round_begin promises. */
+	if (s->tx_depth > 0 && sqlite3_get_autocommit(s->db)) {
+		store_failf(s, STORE_ERR, "the round's transaction was rolled back by an earlier error");
+		return NULL;
+	}
 	if (s->stmt[id])
 		return s->stmt[id];
 	int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id], NULL);
@@ -225,7 +232,8 @@ int store_round_commit(store *s)
 		int was = s->tx_depth;
 		store_tx_rollback(s);
 		s->tx_depth = 0;
-		return store_failf(s, STORE_ERR, was ? "a store call inside the round was left open" : "no round is open");
+		return store_failf(s, STORE_ERR,
+				   was ? "a store call inside the round was left open" : "no round is open");
 	}
 	return store_tx_commit(s);
 }
@@ -402,8 +410,8 @@ store *store_open(const store_opts *o, char *err, size_t errlen)
 	/* sync_later: NORMAL commits without an fsync in WAL mode (checkpoints
 	 * still sync); a store_syncer (store_sync.c) makes them durable. */
 	if (pragma(s->db,
-		   o->synchronous_full && !o->sync_later ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", err,
-		   errlen) < 0)
+		   o->synchronous_full && !o->sync_later ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+		   err, errlen) < 0)
 		goto fail;
 	/* no_checkpoint: a commit that finds the WAL long would copy it into the
 	 * database file and fsync it, inside the commit; a checkpointer thread
@@ -444,6 +452,11 @@ void store_close(store *s)
 	sqlite3_close(s->db);
 	free(s->dec);
 	free(s->dec_state);
+	for (size_t i = 0; i < s->n_fresh; i++) {
+		free(s->fresh[i].text);
+		free(s->fresh[i].payload);
+	}
+	free(s->fresh);
 	free(s);
 }
 

@@ -138,6 +138,12 @@ static int collect(store *s, int64_t from_ms, int64_t to_ms, store_stats *out)
 int store_stats_get(store *s, int64_t from_ms, int64_t to_ms, store_stats *out)
 {
 	memset(out, 0, sizeof *out);
+	if (s->tx_depth > 0) {
+		/* inside a round: read what the round sees, in its transaction */
+		if (sqlite3_get_autocommit(s->db))
+			return store_failf(s, STORE_ERR, "the round's transaction was rolled back by an earlier error");
+		return collect(s, from_ms, to_ms, out);
+	}
 	sqlite3_stmt *st = store_stmt(s, STMT_BEGIN_READ, "BEGIN DEFERRED");
 	if (!st)
 		return STORE_ERR;
