@@ -1,12 +1,15 @@
-/* gw_writer: the thread that makes inbound messages durable, in batches.
+/* gw_writer: the thread that makes inbound messages durable, in rounds, and
+ * its syncer.
  *
- * One mutex guards the incoming queue and the done list; one condition variable
- * wakes the thread. Each round takes every queued job (whole jobs, up to
- * store.batch_max messages unless a single job is bigger), commits their
- * messages with one store_inbound_batch call, records their delivery statuses,
- * answers health checks with one store_ping, and hands the jobs back. The
- * decision of what the bot says is gw_handle's; this file only moves data and
- * counts it. */
+ * One mutex guards the incoming queue, the syncer's list and the done list;
+ * one condition variable wakes the writer (jobs, or the sender's kick),
+ * another the syncer. Each round takes every queued job (whole jobs, up to
+ * store.batch_max messages unless a single job is bigger) and, in one store
+ * round, commits their messages (store_inbound_batch), their delivery
+ * statuses and the sender's store turn; then answers health checks and hands
+ * the jobs to the syncer, whose one fdatasync covers every round committed
+ * before it. The decision of what the bot says is gw_handle's; this file only
+ * moves data and counts it. */
 #include "core/clock.h"
 #include "gateway/gw_writer.h"
 

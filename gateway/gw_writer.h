@@ -1,12 +1,19 @@
-/* gw_writer: the gateway's one SQLite writer thread.
+/* gw_writer: the gateway's one SQLite writer thread, with its syncer.
  *
  * The lws thread hands it jobs (a parsed webhook, a web chat message, a health
  * check) through gw_writer_submit; the thread takes everything queued at once
- * (up to store.batch_max messages), commits it in one store_inbound_batch with
- * gw_handle_decide choosing the replies, records delivery statuses, then moves
- * the jobs to the done list and calls the wake function (the server passes one
+ * (up to store.batch_max messages) and runs one *round* in one transaction:
+ * store_inbound_batch with gw_handle_decide choosing the replies, the delivery
+ * statuses, and the sender's store turn (its outcomes, and leases: the replies
+ * just queued are leased as they are written). With [store] synchronous = FULL
+ * the round commits without waiting for the disk and a syncer thread fsyncs
+ * the WAL (once for every round committed meanwhile) before it moves the
+ * jobs to the done list and calls the wake function (the server passes one
  * that calls lws_cancel_service), so the lws thread answers each waiting
- * connection only after its messages and replies are durable.
+ * connection only after its messages and replies are durable; the sender
+ * learns the same moment (gw_sender_synced) and only then sends those
+ * replies. A gw_checkpoint thread copies the WAL into the database file: the
+ * writer's commits never do. See docs/gateway.md.
  *
  * Ownership: a job belongs to the submitter until gw_writer_submit accepts it,
  * to the writer until it is done, and to whoever takes it back with
@@ -78,7 +85,7 @@ typedef struct gw_writer_opts {
 	const cfg *c;		/* must outlive the writer */
 	const bot_set *set;	/* the intent set (not owned) */
 	gw_metrics *metrics;	/* may be NULL */
-	gw_sender *sender;	/* woken after commits that queued outbox rows; may be NULL */
+	gw_sender *sender;	/* whose store turns the rounds run (attached: own_store 0); may be NULL */
 	gw_writer_wake_fn wake; /* may be NULL */
 	void *wake_arg;
 	size_t max_pending; /* jobs waiting at most; 0 = 65536 */

@@ -7,7 +7,7 @@
  *
  * Threads: a store handle is one connection and belongs to one thread at a time.
  * Each thread that needs the store opens its own handle on the same path (the
- * gateway has a writer, a sender and the event loop). Writes that meet a locked
+ * gateway has a writer, a checkpointer and the event loop). Writes that meet a locked
  * database wait up to busy_timeout_ms, then fail with STORE_ERR_BUSY and leave
  * nothing half-written.
  *
