@@ -30,6 +30,7 @@ struct gw_checkpoint {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int stopping;
+	int restarted_at; /* the WAL's length at the last RESTART */
 };
 
 static int gw_ckpt_one(gw_checkpoint *k, int restart, int *failures, int *wal, int *copied)
@@ -64,9 +65,12 @@ static void gw_ckpt_run(gw_checkpoint *k, int *failures, int *long_wal)
 	*long_wal = 0;
 	if (gw_ckpt_one(k, 0, failures, &wal, &copied) != 0)
 		return;
-	if (wal >= GW_CKPT_RESTART && wal - copied <= GW_CKPT_TAIL) {
+	/* After a RESTART the WAL keeps its old length until the next commit
+	 * starts it over: an idle gateway would restart it again every pass. */
+	if (wal >= GW_CKPT_RESTART && wal - copied <= GW_CKPT_TAIL && wal != k->restarted_at) {
 		if (gw_ckpt_one(k, 1, failures, &wal, &copied) != 0)
 			return;
+		k->restarted_at = wal;
 		log_event(LOG_DEBUG, "checkpoint", "mode=restart wal_pages=%d copied=%d", wal, copied);
 		return;
 	}

@@ -83,7 +83,10 @@ void gw_sender_turn_give(gw_sender *s, gw_sender_turn *t, int rc);
 void gw_sender_synced(gw_sender *s, int64_t seq);
 
 /* fn(arg) is called (from the sender's thread, with the sender's mailbox lock
- * held: fn must only signal) when the sender wants a turn. NULL detaches. */
+ * held: fn must only signal) when the sender wants a turn. It is called once
+ * per wish: not again until someone runs gw_sender_turn_take, so a runner
+ * must take a turn each time it is called (the gateway's writer always
+ * does). NULL detaches; attaching while a turn is wanted calls fn at once. */
 typedef void (*gw_sender_runner_fn)(void *arg);
 void gw_sender_set_runner(gw_sender *s, gw_sender_runner_fn fn, void *arg);
 

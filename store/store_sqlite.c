@@ -418,6 +418,11 @@ store *store_open(const store_opts *o, char *err, size_t errlen)
 	 * does that beside the writer instead (store_checkpoint). */
 	if (o->no_checkpoint)
 		sqlite3_wal_autocheckpoint(s->db, 0);
+	/* A WAL that grew under load (the gateway's checkpointer lets it reach
+	 * 32 MiB or more before starting it over) is cut back to 64 MiB when it
+	 * is reset, instead of keeping its largest size on disk for good. */
+	if (!o->readonly && pragma(s->db, "PRAGMA journal_size_limit = 67108864", err, errlen) < 0)
+		goto fail;
 	if (!o->readonly) {
 		if (pragma(s->db, "PRAGMA journal_mode = WAL", err, errlen) < 0)
 			goto fail;

@@ -2,7 +2,14 @@
  * WhatsApp Cloud API on 127.0.0.1, started here by fork/exec and stopped by
  * PID) and a temporary SQLite store: delivery, order, each failure class, the
  * 24-hour window, the rate limit, stopping with a request in flight, and that
- * the access token never reaches the log. Run from the repository root. */
+ * the access token never reaches the log. The test_attached_* tests start the
+ * sender without a store handle (own_store 0) and play the gateway's writer
+ * themselves: their runner only notes that a store turn is wanted, and the
+ * test thread runs take / run (inside a round on its own handle) / give:
+ * delivery through turns, the durability gate (gw_sender_synced), a failed
+ * round, rows leased as they were written, the runner's calls and detaching
+ * it, and stopping while outcomes wait for a turn. Run from the repository
+ * root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +20,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -722,6 +732,671 @@ static void test_sender_stop_drains(void **state)
 	fixture_done(&f);
 }
 
+/* ---- the attached sender (own_store 0): the test plays the writer ---- */
+
+/* The runner: called from the sender's thread with its mailbox lock held, so
+ * it only notes the wish and signals the test thread. */
+typedef struct runner {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int wanted; /* a turn was asked for since the last runner_wait */
+	int calls;  /* every call since start */
+} runner;
+
+static void runner_fn(void *arg)
+{
+	runner *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	r->wanted = 1;
+	r->calls++;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static int runner_calls(runner *r)
+{
+	pthread_mutex_lock(&r->lock);
+	int n = r->calls;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+static void runner_set_wanted(runner *r, int wanted)
+{
+	pthread_mutex_lock(&r->lock);
+	r->wanted = wanted;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Waits up to ms for the sender to ask for a turn; 1 (and the wish consumed)
+ * when it did. */
+static int runner_wait(runner *r, int ms)
+{
+	struct timespec until;
+	int got;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->lock);
+	while (!r->wanted)
+		if (pthread_cond_timedwait(&r->cond, &r->lock, &until) != 0)
+			break;
+	got = r->wanted;
+	r->wanted = 0;
+	pthread_mutex_unlock(&r->lock);
+	return got;
+}
+
+/* One for the whole run, so a sender a failed test left behind never calls
+ * into a dead stack frame. */
+static runner the_runner = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+static runner *fixture_start_attached(fixture *f)
+{
+	runner *r = &the_runner;
+	char err[256];
+
+	pthread_mutex_lock(&r->lock);
+	r->wanted = r->calls = 0;
+	pthread_mutex_unlock(&r->lock);
+	f->s = gw_sender_start(&f->c, 0, err, sizeof(err));
+	if (!f->s)
+		fail_msg("gw_sender_start(own_store 0): %s", err);
+	gw_sender_set_runner(f->s, runner_fn, r);
+	return r;
+}
+
+/* Detaches the runner, stops the sender without waiting, frees it. */
+static void fixture_done_attached(fixture *f)
+{
+	if (f->s) {
+		gw_sender_set_runner(f->s, NULL, NULL);
+		gw_sender_stop(f->s, 0);
+		gw_sender_free(f->s);
+		f->s = NULL;
+	}
+	fixture_done(f);
+}
+
+#define TL_MAX 32
+
+/* What one turn held, copied before give frees it. */
+typedef struct turn_log {
+	size_t lease_max, n_results, n_items, n_fresh;
+	int rc_results, rc_lease;
+	int64_t result_id[TL_MAX];
+	int outcome[TL_MAX];
+	char provider_id[TL_MAX][64];
+	int64_t item_id[TL_MAX], fresh_id[TL_MAX];
+} turn_log;
+
+/* One store turn on the test's handle, as the gateway's writer runs it: take
+ * (lease: new rows were queued), a round in which the citizens at addrs (may
+ * be 0 of them) write and each gets reply (their outbox rows leased as they
+ * are written when the turn leases), run, then commit, or roll back when
+ * fail is set (the round failed: nothing of it kept), and give with seq and
+ * the round's rc. Returns 0 when take had no work (no round then). */
+static int turn_ex(fixture *f, int lease, int64_t seq, int fail, const char *const *addrs, size_t n_addrs,
+		   const char *reply, turn_log *tl)
+{
+	gw_sender_turn t;
+	store_inbound_result res;
+	int rc;
+
+	memset(tl, 0, sizeof(*tl));
+	if (!gw_sender_turn_take(f->s, &t, lease || n_addrs > 0))
+		return 0;
+	tl->lease_max = t.lease_max;
+	tl->n_results = t.n_results;
+	for (size_t i = 0; i < t.n_results && i < TL_MAX; i++) {
+		tl->result_id[i] = t.results[i].id;
+		tl->outcome[i] = t.results[i].outcome;
+		snprintf(tl->provider_id[i], sizeof(tl->provider_id[i]), "%s",
+			 t.results[i].provider_id ? t.results[i].provider_id : "");
+	}
+	assert_int_equal(store_round_begin(f->st), STORE_OK);
+	if (n_addrs) {
+		if (t.lease_max)
+			store_outbox_fresh_begin(f->st, t.lease_max, now_ms(), t.lease_ms);
+		for (size_t i = 0; i < n_addrs; i++)
+			inbound(f, "whatsapp", addrs[i], now_ms(), 1, &reply, &res);
+		store_outbox_fresh_take(f->st, &t.fresh, &t.n_fresh);
+	}
+	tl->n_fresh = t.n_fresh;
+	for (size_t i = 0; i < t.n_fresh && i < TL_MAX; i++)
+		tl->fresh_id[i] = t.fresh[i].id;
+	gw_sender_turn_run(f->st, &t, now_ms());
+	tl->rc_results = t.rc_results;
+	tl->rc_lease = t.rc_lease;
+	tl->n_items = t.n_items;
+	for (size_t i = 0; i < t.n_items && i < TL_MAX; i++)
+		tl->item_id[i] = t.items[i].id;
+	if (fail) {
+		store_round_rollback(f->st);
+		rc = STORE_ERR;
+	} else {
+		rc = store_round_commit(f->st);
+		assert_int_equal(rc, STORE_OK);
+	}
+	t.seq = seq;
+	gw_sender_turn_give(f->s, &t, rc);
+	return 1;
+}
+
+static int turn(fixture *f, int lease, int64_t seq, int fail, turn_log *tl)
+{
+	return turn_ex(f, lease, seq, fail, NULL, 0, NULL, tl);
+}
+
+/* Runs a committed turn (seq 0) whenever the sender asks for one, until the
+ * outbox is empty and the sender counted want_sent messages sent. */
+static void pump_until_sent(fixture *f, runner *r, uint64_t want_sent, int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+	store_outbox_counts oc;
+	gw_sender_stats st;
+	turn_log tl;
+
+	for (;;) {
+		if (runner_wait(r, 20))
+			turn(f, 0, 0, 0, &tl);
+		assert_int_equal(store_outbox_counts_get(f->st, now_ms(), &oc), STORE_OK);
+		gw_sender_stats_get(f->s, &st);
+		if (oc.pending + oc.leased + oc.dead == 0 && st.sent >= want_sent)
+			break;
+		if (now_ms() > end)
+			fail_msg(
+			    "after %d ms: outbox %lld pending %lld leased %lld dead, %llu sent, want %llu (log: %s)",
+			    timeout_ms, (long long)oc.pending, (long long)oc.leased, (long long)oc.dead,
+			    (unsigned long long)st.sent, (unsigned long long)want_sent, logpath);
+	}
+	assert_int_equal(st.sent, want_sent);
+}
+
+/* The message's status and provider id, read from the file with SQL. */
+static void db_msg(fixture *f, int64_t id, char *status, size_t slen, char *pid, size_t plen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+
+	status[0] = pid[0] = '\0';
+	if (sqlite3_open_v2(f->c.store.path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		fail_msg("sqlite3_open_v2(%s): %s", f->c.store.path, sqlite3_errmsg(db));
+	sqlite3_busy_timeout(db, 2000);
+	if (sqlite3_prepare_v2(db, "SELECT status, provider_id FROM messages WHERE id = ?", -1, &q, NULL) != SQLITE_OK)
+		fail_msg("prepare: %s", sqlite3_errmsg(db));
+	sqlite3_bind_int64(q, 1, id);
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		const unsigned char *a = sqlite3_column_text(q, 0), *b = sqlite3_column_text(q, 1);
+		snprintf(status, slen, "%s", a ? (const char *)a : "");
+		snprintf(pid, plen, "%s", b ? (const char *)b : "");
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
+static int64_t db_outbox_rows(fixture *f)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	int64_t n = -1;
+
+	if (sqlite3_open_v2(f->c.store.path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		fail_msg("sqlite3_open_v2(%s): %s", f->c.store.path, sqlite3_errmsg(db));
+	sqlite3_busy_timeout(db, 2000);
+	if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM outbox", -1, &q, NULL) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW)
+		n = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return n;
+}
+
+/* Waits up to timeout_ms until the provider recorded want requests. */
+static void wait_provider(size_t want, int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+	size_t n;
+
+	while ((n = provider_count()) < want && now_ms() < end)
+		sleep_ms(10);
+	if (n != want)
+		fail_msg("the provider received %zu requests, want %zu (log: %s)", n, want, logpath);
+}
+
+/* Waits until no request is in flight: every answer is classified, its
+ * outcome posted for the next turn. */
+static void wait_idle(fixture *f, int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+	gw_sender_stats st;
+
+	for (;;) {
+		gw_sender_stats_get(f->s, &st);
+		if (st.in_flight == 0)
+			break;
+		if (now_ms() > end)
+			fail_msg("%llu requests still in flight after %d ms", (unsigned long long)st.in_flight,
+				 timeout_ms);
+		sleep_ms(5);
+	}
+	sleep_ms(50); /* the loop posts what it classified right after */
+}
+
+static int has_id(const int64_t *v, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n && i < TL_MAX; i++)
+		if (v[i] == id)
+			return 1;
+	return 0;
+}
+
+/* Replies leased in a turn go out without any further turn; their outcomes
+ * come back in a later turn's results, and only that turn's commit makes the
+ * messages "sent" with the provider's id and removes their outbox rows. */
+static void test_attached_delivers_through_turns(void **state)
+{
+	static const char *const texts[] = {"Loket buka pukul 08.00."};
+	static const char *const addrs[] = {"6281300000001", "6281300000002", "6281300000003"};
+	enum { N = 3 };
+	fixture f;
+	runner *r;
+	store_inbound_result res[N];
+	turn_log tl;
+	int64_t got_id[N];
+	char got_pid[N][64], status[32], pid[64];
+	size_t n_got = 0;
+	int64_t end;
+
+	(void)state;
+	fixture_init(&f);
+	r = fixture_start_attached(&f);
+	for (int i = 0; i < N; i++)
+		inbound(&f, "whatsapp", addrs[i], now_ms(), 1, texts, &res[i]);
+
+	/* the writer's turn after committing new rows leases them */
+	assert_int_equal(turn(&f, 1, 0, 0, &tl), 1);
+	assert_int_equal(tl.n_results, 0);
+	assert_int_equal(tl.rc_lease, STORE_OK);
+	assert_int_equal(tl.n_items, N);
+	for (int i = 0; i < N; i++)
+		assert_true(has_id(tl.item_id, tl.n_items, res[i].out_ids[0]));
+	wait_provider(N, 5000);
+	wait_idle(&f, 5000);
+
+	/* sent, but nothing recorded until a turn records it */
+	for (int i = 0; i < N; i++) {
+		db_msg(&f, res[i].out_ids[0], status, sizeof(status), pid, sizeof(pid));
+		assert_string_equal(status, "queued");
+		assert_string_equal(pid, "");
+	}
+	assert_int_equal(db_outbox_rows(&f), N);
+
+	/* the outcomes arrive in the next turns' results */
+	end = now_ms() + 5000;
+	while (n_got < N) {
+		if (now_ms() > end)
+			fail_msg("%zu of %d outcomes offered to the runner in 5 s", n_got, N);
+		if (!runner_wait(r, 50))
+			continue;
+		if (!turn(&f, 0, 0, 0, &tl))
+			continue;
+		assert_int_equal(tl.rc_results, STORE_OK);
+		for (size_t i = 0; i < tl.n_results; i++) {
+			assert_int_equal(tl.outcome[i], STORE_OUTBOX_SENT);
+			assert_true(strncmp(tl.provider_id[i], "wamid.test.", 11) == 0);
+			assert_true(n_got < N);
+			got_id[n_got] = tl.result_id[i];
+			snprintf(got_pid[n_got], sizeof(got_pid[n_got]), "%s", tl.provider_id[i]);
+			n_got++;
+		}
+	}
+	for (int i = 0; i < N; i++)
+		assert_true(has_id(got_id, n_got, res[i].out_ids[0]));
+
+	/* that turn's commit recorded them */
+	assert_int_equal(db_outbox_rows(&f), 0);
+	for (size_t k = 0; k < n_got; k++) {
+		db_msg(&f, got_id[k], status, sizeof(status), pid, sizeof(pid));
+		assert_string_equal(status, "sent");
+		assert_string_equal(pid, got_pid[k]);
+	}
+	pump_until_sent(&f, r, N, 2000);
+	assert_int_equal(provider_count(), N);
+	fixture_done_attached(&f);
+}
+
+/* A reply leased in round 7 does not leave before round 7 is durable. */
+static void test_attached_waits_for_sync(void **state)
+{
+	static const char *const texts[] = {"Setelah fsync."};
+	fixture f;
+	runner *r;
+	store_inbound_result res;
+	turn_log tl;
+
+	(void)state;
+	fixture_init(&f);
+	r = fixture_start_attached(&f);
+	inbound(&f, "whatsapp", "6281400000001", now_ms(), 1, texts, &res);
+	assert_int_equal(turn(&f, 1, 7, 0, &tl), 1);
+	assert_int_equal(tl.n_items, 1);
+	assert_int_equal(tl.item_id[0], res.out_ids[0]);
+
+	sleep_ms(500);
+	if (provider_count() != 0)
+		fail_msg("a reply of round 7 was sent before any round was synced");
+	gw_sender_synced(f.s, 6);
+	sleep_ms(300);
+	if (provider_count() != 0)
+		fail_msg("a reply of round 7 was sent when only round 6 was synced");
+	gw_sender_synced(f.s, 7);
+	wait_provider(1, 3000);
+	pump_until_sent(&f, r, 1, 3000);
+	wait_status(&f, res.conversation_id, res.out_ids[0], "sent", 100);
+	fixture_done_attached(&f);
+}
+
+/* A round that fails (rolled back, give's rc STORE_ERR) loses nothing: its
+ * outcomes are offered again on the next take, and the rows it leased are not
+ * sent (the lease was never written); the next good round leases them again. */
+static void test_attached_failed_round(void **state)
+{
+	static const char *const texts[] = {"Sekali saja."};
+	static const char *const addrs[] = {"6281500000001", "6281500000002", "6281500000003"};
+	fixture f;
+	runner *r;
+	store_inbound_result res[3];
+	turn_log tl, bad;
+	gw_sender_stats st;
+	char status[32], pid[64];
+	json_t *reqs;
+	int seen[3] = {0, 0, 0};
+
+	(void)state;
+	fixture_init(&f);
+	r = fixture_start_attached(&f);
+	inbound(&f, "whatsapp", addrs[0], now_ms(), 1, texts, &res[0]);
+	inbound(&f, "whatsapp", addrs[1], now_ms(), 1, texts, &res[1]);
+	assert_int_equal(turn(&f, 1, 0, 0, &tl), 1);
+	assert_int_equal(tl.n_items, 2);
+	wait_provider(2, 5000);
+	wait_idle(&f, 5000);
+	assert_true(runner_wait(r, 2000));
+
+	/* a third reply is queued; the failing round records the two outcomes
+	 * and leases it, then is rolled back */
+	inbound(&f, "whatsapp", addrs[2], now_ms(), 1, texts, &res[2]);
+	assert_int_equal(turn(&f, 1, 0, 1, &bad), 1);
+	assert_true(bad.n_results >= 1);
+	assert_int_equal(bad.rc_results, STORE_OK);
+	assert_int_equal(bad.n_items, 1);
+	assert_int_equal(bad.item_id[0], res[2].out_ids[0]);
+
+	sleep_ms(500);
+	if (provider_count() != 2)
+		fail_msg("%zu requests after the failed round, want 2: a row it leased was sent", provider_count());
+	for (int i = 0; i < 2; i++) {
+		db_msg(&f, res[i].out_ids[0], status, sizeof(status), pid, sizeof(pid));
+		assert_string_equal(status, "queued");
+	}
+	assert_int_equal(db_outbox_rows(&f), 3);
+	gw_sender_stats_get(f.s, &st);
+	assert_int_equal(st.sent, 0);
+
+	/* the next take offers the same outcomes again */
+	assert_int_equal(turn(&f, 0, 0, 0, &tl), 1);
+	assert_true(tl.n_results >= bad.n_results);
+	for (size_t i = 0; i < bad.n_results; i++) {
+		size_t k = 0;
+		while (k < tl.n_results && tl.result_id[k] != bad.result_id[i])
+			k++;
+		if (k == tl.n_results)
+			fail_msg("outcome of message %lld not offered again after the failed round",
+				 (long long)bad.result_id[i]);
+		assert_int_equal(tl.outcome[k], bad.outcome[i]);
+		assert_string_equal(tl.provider_id[k], bad.provider_id[i]);
+	}
+	/* and the row of the failed lease is leased again */
+	assert_int_equal(tl.n_items, 1);
+	assert_int_equal(tl.item_id[0], res[2].out_ids[0]);
+
+	pump_until_sent(&f, r, 3, 5000);
+	reqs = provider_requests();
+	assert_int_equal(json_array_size(reqs), 3);
+	for (size_t i = 0; i < 3; i++) {
+		json_t *b = request_body(reqs, i);
+		const char *to = json_string_value(json_object_get(b, "to"));
+		for (int k = 0; k < 3; k++)
+			if (to && strcmp(to, addrs[k]) == 0)
+				seen[k]++;
+		json_decref(b);
+	}
+	json_decref(reqs);
+	for (int k = 0; k < 3; k++) {
+		if (seen[k] != 1)
+			fail_msg("%s got %d requests, want 1", addrs[k], seen[k]);
+		db_msg(&f, res[k].out_ids[0], status, sizeof(status), pid, sizeof(pid));
+		assert_string_equal(status, "sent");
+		assert_true(strncmp(pid, "wamid.test.", 11) == 0);
+	}
+	fixture_done_attached(&f);
+}
+
+/* Rows leased as the round writes them (t.fresh) are sent without a lease
+ * query; when the round fails they are dropped, never sent. */
+static void test_attached_fresh_rows(void **state)
+{
+	static const char *const addrs[] = {"6281600000001", "6281600000002"};
+	fixture f;
+	runner *r;
+	turn_log tl;
+	store_conv conv;
+	char status[32], pid[64];
+
+	(void)state;
+	fixture_init(&f);
+	r = fixture_start_attached(&f);
+
+	/* a failed round: its rows were never written, its fresh items dropped */
+	assert_int_equal(turn_ex(&f, 1, 0, 1, addrs, 2, "Ditolak", &tl), 1);
+	assert_int_equal(tl.n_fresh, 2);
+	sleep_ms(500);
+	if (provider_count() != 0)
+		fail_msg("%zu requests for the rows of a rolled-back round", provider_count());
+	assert_int_equal(store_conv_find(f.st, "whatsapp", addrs[0], &conv), STORE_ERR_NOTFOUND);
+
+	/* the same round committed: sent at once (seq 0), not leased twice */
+	assert_int_equal(turn_ex(&f, 1, 0, 0, addrs, 2, "Diterima", &tl), 1);
+	assert_int_equal(tl.n_fresh, 2);
+	assert_int_equal(tl.n_items, 0);
+	wait_provider(2, 5000);
+	pump_until_sent(&f, r, 2, 5000);
+	assert_int_equal(provider_count(), 2);
+	for (int i = 0; i < 2; i++) {
+		db_msg(&f, tl.fresh_id[i], status, sizeof(status), pid, sizeof(pid));
+		assert_string_equal(status, "sent");
+		assert_true(strncmp(pid, "wamid.test.", 11) == 0);
+	}
+	fixture_done_attached(&f);
+}
+
+/* The runner is called as soon as outcomes wait: a conversation's replies go
+ * out one after the other (each is leased once the previous one is recorded),
+ * so a chain of 12 taking turns only when asked is quick; were the runner
+ * called on the 200 ms tick alone it would take over 2 s. Detached, it is not
+ * called any more; attached again while a turn is wanted, it is called at
+ * once. */
+static void test_attached_runner_calls(void **state)
+{
+	static const char *const four[] = {"a", "b", "c", "d"};
+	enum { N = 12 };
+	fixture f;
+	runner *r;
+	store_inbound_result res[N / 4], late;
+	turn_log tl;
+	int calls0, calls1;
+	int64_t t0, took;
+
+	(void)state;
+	fixture_init(&f);
+	r = fixture_start_attached(&f);
+	assert_true(runner_wait(r, 2000)); /* the lease it asks for on start */
+	assert_int_equal(turn(&f, 1, 0, 0, &tl), 1);
+	assert_int_equal(tl.n_items, 0);
+	for (int i = 0; i < N / 4; i++)
+		inbound(&f, "whatsapp", "6281700000001", now_ms(), 4, four, &res[i]);
+	calls0 = runner_calls(r);
+	t0 = now_ms();
+	gw_sender_wake(f.s);
+	pump_until_sent(&f, r, N, 10000);
+	took = now_ms() - t0;
+	if (took > 1500)
+		fail_msg("a chain of %d replies took %lld ms: the runner is not called when outcomes wait", N,
+			 (long long)took);
+	if (runner_calls(r) - calls0 < N)
+		fail_msg("the runner was called %d times for %d outcomes", runner_calls(r) - calls0, N);
+
+	gw_sender_set_runner(f.s, NULL, NULL);
+	calls1 = runner_calls(r);
+	inbound(&f, "whatsapp", "6281700000002", now_ms(), 1, four, &late);
+	gw_sender_wake(f.s);
+	sleep_ms(500);
+	assert_int_equal(runner_calls(r), calls1);
+	assert_int_equal(provider_count(), N);
+
+	runner_set_wanted(r, 0);
+	gw_sender_set_runner(f.s, runner_fn, r);
+	assert_int_equal(runner_calls(r), calls1 + 1);
+	pump_until_sent(&f, r, N + 1, 5000);
+	wait_status(&f, late.conversation_id, late.out_ids[0], "sent", 100);
+	fixture_done_attached(&f);
+}
+
+/* The writer thread of test_attached_stop_*: runs turns whenever asked until
+ * told to stop. */
+typedef struct turner {
+	fixture *f;
+	runner *r;
+	atomic_int stop;
+	int delay_ms;
+	int with_results;
+} turner;
+
+static void *turner_main(void *arg)
+{
+	turner *tu = arg;
+	turn_log tl;
+
+	sleep_ms(tu->delay_ms); /* busy with a round of its own first */
+	while (!atomic_load(&tu->stop))
+		if (runner_wait(tu->r, 10) && turn(tu->f, 0, 0, 0, &tl) && tl.n_results)
+			tu->with_results++;
+	return NULL;
+}
+
+/* Stopping with outcomes waiting for a turn: stop waits for the runner to
+ * record them (the test's other thread runs turns, its first one 200 ms after
+ * stop was called), counts them, and returns as soon as they are, well
+ * before the drain time. */
+static void test_attached_stop_records_outcomes(void **state)
+{
+	static const char *const texts[] = {"Sebelum tutup."};
+	static const char *const addrs[] = {"6281800000001", "6281800000002"};
+	fixture f;
+	runner *r;
+	store_inbound_result res[2];
+	turn_log tl;
+	turner tu;
+	pthread_t th;
+	char status[32], pid[64];
+	gw_sender_stats st;
+	int64_t t0, took;
+
+	(void)state;
+	fixture_init(&f);
+	r = fixture_start_attached(&f);
+	for (int i = 0; i < 2; i++)
+		inbound(&f, "whatsapp", addrs[i], now_ms(), 1, texts, &res[i]);
+	assert_int_equal(turn(&f, 1, 0, 0, &tl), 1);
+	assert_int_equal(tl.n_items, 2);
+	wait_provider(2, 5000);
+	wait_idle(&f, 5000);
+	assert_int_equal(db_outbox_rows(&f), 2); /* not recorded yet */
+
+	memset(&tu, 0, sizeof(tu));
+	tu.f = &f;
+	tu.r = r;
+	tu.delay_ms = 200;
+	atomic_store(&tu.stop, 0);
+	runner_set_wanted(r, 1); /* it may have been called before the thread waits */
+	assert_int_equal(pthread_create(&th, NULL, turner_main, &tu), 0);
+	t0 = now_ms();
+	gw_sender_stop(f.s, 5000);
+	took = now_ms() - t0;
+	atomic_store(&tu.stop, 1);
+	pthread_join(th, NULL);
+	if (took > 2500)
+		fail_msg("stop took %lld ms although the outcomes were recorded at once", (long long)took);
+	assert_true(tu.with_results >= 1);
+	assert_int_equal(db_outbox_rows(&f), 0);
+	for (int i = 0; i < 2; i++) {
+		db_msg(&f, res[i].out_ids[0], status, sizeof(status), pid, sizeof(pid));
+		assert_string_equal(status, "sent");
+		assert_true(strncmp(pid, "wamid.test.", 11) == 0);
+	}
+	gw_sender_stats_get(f.s, &st);
+	assert_int_equal(st.sent, 2);
+	assert_int_equal(st.running, 0);
+	assert_int_equal(provider_count(), 2);
+	fixture_done_attached(&f);
+}
+
+/* Stopping with outcomes waiting and nobody running turns: stop gives up
+ * after the drain time, and nothing is lost (the rows stay in the outbox, to
+ * be sent again after their lease). */
+static void test_attached_stop_without_turns_keeps_rows(void **state)
+{
+	static const char *const texts[] = {"Nanti lagi."};
+	fixture f;
+	runner *r;
+	store_inbound_result res;
+	turn_log tl;
+	store_outbox_counts oc;
+	char status[32], pid[64];
+	int64_t t0, took;
+
+	(void)state;
+	fixture_init(&f);
+	r = fixture_start_attached(&f);
+	inbound(&f, "whatsapp", "6281900000001", now_ms(), 1, texts, &res);
+	assert_int_equal(turn(&f, 1, 0, 0, &tl), 1);
+	assert_int_equal(tl.n_items, 1);
+	wait_provider(1, 5000);
+	wait_idle(&f, 5000);
+	assert_true(runner_wait(r, 2000)); /* asked for a turn nobody runs */
+	t0 = now_ms();
+	gw_sender_stop(f.s, 300);
+	took = now_ms() - t0;
+	if (took < 250 || took > 2000)
+		fail_msg("stop took %lld ms with a 300 ms drain and outcomes waiting", (long long)took);
+	gw_sender_set_runner(f.s, NULL, NULL);
+	gw_sender_free(f.s);
+	f.s = NULL;
+	assert_int_equal(store_outbox_counts_get(f.st, now_ms(), &oc), STORE_OK);
+	assert_int_equal(oc.pending + oc.leased, 1);
+	assert_int_equal(oc.dead, 0);
+	db_msg(&f, res.out_ids[0], status, sizeof(status), pid, sizeof(pid));
+	assert_string_equal(status, "queued");
+	fixture_done_attached(&f);
+}
+
 /* Runs last: nothing in the whole run's log may carry the access token. */
 static void test_sender_log_has_no_token(void **state)
 {
@@ -760,6 +1435,13 @@ int main(void)
 	    cmocka_unit_test(test_sender_unknown_channel_fails),
 	    cmocka_unit_test(test_sender_unconfigured_keeps_items),
 	    cmocka_unit_test(test_sender_stop_drains),
+	    cmocka_unit_test(test_attached_delivers_through_turns),
+	    cmocka_unit_test(test_attached_waits_for_sync),
+	    cmocka_unit_test(test_attached_failed_round),
+	    cmocka_unit_test(test_attached_fresh_rows),
+	    cmocka_unit_test(test_attached_runner_calls),
+	    cmocka_unit_test(test_attached_stop_records_outcomes),
+	    cmocka_unit_test(test_attached_stop_without_turns_keeps_rows),
 	    cmocka_unit_test(test_sender_log_has_no_token),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
