@@ -31,11 +31,14 @@ struct gw_checkpoint {
 	pthread_cond_t cond;
 	int stopping;
 	int restarted_at; /* the WAL's length at the last RESTART */
+	int last_wal;	  /* the WAL's length at the last pass */
 };
 
-static int gw_ckpt_one(gw_checkpoint *k, int restart, int *failures, int *wal, int *copied)
+static const char *const gw_ckpt_mode_name[] = {"passive", "restart", "truncate"};
+
+static int gw_ckpt_one(gw_checkpoint *k, int mode, int *failures, int *wal, int *copied)
 {
-	int rc = store_checkpoint(k->st, restart, wal, copied);
+	int rc = store_checkpoint(k->st, mode, wal, copied);
 
 	if (rc == STORE_OK) {
 		*failures = 0;
@@ -45,9 +48,8 @@ static int gw_ckpt_one(gw_checkpoint *k, int restart, int *failures, int *wal, i
 	 * or an I/O error: the writer goes on, the WAL only grows; again later */
 	if ((*failures)++ % GW_CKPT_LOG_EVERY == 0) {
 		char er[200];
-		log_event(LOG_WARN, "checkpoint_failed", "mode=%s rc=%s detail=%s tries=%d",
-			  restart ? "restart" : "passive", store_rc_str(rc),
-			  log_kv_str(store_errmsg(k->st), er, sizeof(er)), *failures);
+		log_event(LOG_WARN, "checkpoint_failed", "mode=%s rc=%s detail=%s tries=%d", gw_ckpt_mode_name[mode],
+			  store_rc_str(rc), log_kv_str(store_errmsg(k->st), er, sizeof(er)), *failures);
 	}
 	return -1;
 }
@@ -63,12 +65,24 @@ static void gw_ckpt_run(gw_checkpoint *k, int *failures, int *long_wal)
 	int wal = 0, copied = 0;
 
 	*long_wal = 0;
-	if (gw_ckpt_one(k, 0, failures, &wal, &copied) != 0)
+	if (gw_ckpt_one(k, STORE_CKPT_PASSIVE, failures, &wal, &copied) != 0)
 		return;
+	/* Idle (nothing committed since the last pass, all copied): cut the -wal
+	 * file to zero bytes, so the disk space a burst took comes back. Never
+	 * under load: a file cut then is grown again block by block, inside the
+	 * writer's commits (a limit on the WAL's size raised the p99 from 18 to
+	 * 30 ms in the benchmark). */
+	if (wal > 0 && wal == copied && wal == k->last_wal) {
+		if (gw_ckpt_one(k, STORE_CKPT_TRUNCATE, failures, &wal, &copied) == 0)
+			log_event(LOG_DEBUG, "checkpoint", "mode=truncate");
+		k->last_wal = 0;
+		return;
+	}
+	k->last_wal = wal;
 	/* After a RESTART the WAL keeps its old length until the next commit
 	 * starts it over: an idle gateway would restart it again every pass. */
 	if (wal >= GW_CKPT_RESTART && wal - copied <= GW_CKPT_TAIL && wal != k->restarted_at) {
-		if (gw_ckpt_one(k, 1, failures, &wal, &copied) != 0)
+		if (gw_ckpt_one(k, STORE_CKPT_RESTART, failures, &wal, &copied) != 0)
 			return;
 		k->restarted_at = wal;
 		log_event(LOG_DEBUG, "checkpoint", "mode=restart wal_pages=%d copied=%d", wal, copied);

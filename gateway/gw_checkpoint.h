@@ -3,10 +3,14 @@
  * The writer's handle never checkpoints (store_opts.no_checkpoint): SQLite's
  * automatic checkpoint would run inside a commit, on the webhooks' critical
  * path, copying thousands of pages and fsyncing the database file. This
- * thread does it on its own handle with PASSIVE checkpoints, which neither
- * wait for nor block the writer: whenever the WAL holds more than
- * GW_CKPT_PAGES pages not yet copied, and at least every GW_CKPT_IDLE_MS
- * otherwise, so the WAL is reset and stays small. See docs/gateway.md. */
+ * thread does it on its own handle: PASSIVE checkpoints, which neither wait
+ * for nor block the writer, whenever the WAL holds more than GW_CKPT_PAGES
+ * pages not yet copied and at least every GW_CKPT_IDLE_MS otherwise; a
+ * RESTART once the WAL is long and only a short tail is left to copy, so the
+ * next commit starts it over (under steady load a passive pass never finds
+ * it all copied); and a TRUNCATE when nothing was committed since the last
+ * pass, so the -wal file gives its disk space back after a burst. See
+ * docs/gateway.md. */
 #ifndef LOKET_GW_CHECKPOINT_H
 #define LOKET_GW_CHECKPOINT_H
 

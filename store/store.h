@@ -62,15 +62,21 @@ store_syncer *store_syncer_new(store *s);
 int store_syncer_sync(store_syncer *y);
 void store_syncer_free(store_syncer *y);
 
-/* Copies what the WAL holds into the database file. restart 0: without
- * blocking writers or readers (SQLite's PASSIVE checkpoint). restart 1:
- * holds the write lock (waiting for it up to the busy timeout) until every
- * page is copied and no reader needs the WAL any more, so the next commit
- * starts the WAL over from its beginning (RESTART); cheap right after a
- * passive one. *wal_pages is the WAL's length, *copied how much of it is in
- * the database file now (both may be NULL). For a handle that runs beside a
- * no_checkpoint writer. */
-int store_checkpoint(store *s, int restart, int *wal_pages, int *copied);
+/* Copies what the WAL holds into the database file, in one of SQLite's
+ * checkpoint modes: PASSIVE never blocks writers or readers; RESTART holds the
+ * write lock (waiting for it up to the busy timeout) until every page is
+ * copied and no reader needs the WAL any more, so the next commit starts the
+ * WAL over from its beginning (cheap right after a passive one); TRUNCATE
+ * does that and also cuts the -wal file to zero bytes (for idle moments: a
+ * file cut under load is grown again block by block). *wal_pages is the WAL's
+ * length, *copied how much of it is in the database file now (both may be
+ * NULL). For a handle that runs beside a no_checkpoint writer. */
+typedef enum store_ckpt {
+	STORE_CKPT_PASSIVE = 0,
+	STORE_CKPT_RESTART = 1,
+	STORE_CKPT_TRUNCATE = 2,
+} store_ckpt;
+int store_checkpoint(store *s, int mode, int *wal_pages, int *copied);
 
 /* The last error's message from the backend, for logs (never NULL). */
 const char *store_errmsg(const store *s);

@@ -418,11 +418,6 @@ store *store_open(const store_opts *o, char *err, size_t errlen)
 	 * does that beside the writer instead (store_checkpoint). */
 	if (o->no_checkpoint)
 		sqlite3_wal_autocheckpoint(s->db, 0);
-	/* A WAL that grew under load (the gateway's checkpointer lets it reach
-	 * 32 MiB or more before starting it over) is cut back to 64 MiB when it
-	 * is reset, instead of keeping its largest size on disk for good. */
-	if (!o->readonly && pragma(s->db, "PRAGMA journal_size_limit = 67108864", err, errlen) < 0)
-		goto fail;
 	if (!o->readonly) {
 		if (pragma(s->db, "PRAGMA journal_mode = WAL", err, errlen) < 0)
 			goto fail;
@@ -476,11 +471,13 @@ int store_schema_version(store *s)
 	return v;
 }
 
-int store_checkpoint(store *s, int restart, int *wal_pages, int *copied)
+int store_checkpoint(store *s, int mode, int *wal_pages, int *copied)
 {
 	int log = 0, done = 0;
-	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, restart ? SQLITE_CHECKPOINT_RESTART : SQLITE_CHECKPOINT_PASSIVE,
-					   &log, &done);
+	int how = mode == STORE_CKPT_TRUNCATE  ? SQLITE_CHECKPOINT_TRUNCATE
+		  : mode == STORE_CKPT_RESTART ? SQLITE_CHECKPOINT_RESTART
+					       : SQLITE_CHECKPOINT_PASSIVE;
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, how, &log, &done);
 	if (wal_pages)
 		*wal_pages = log;
 	if (copied)

@@ -384,6 +384,35 @@ static void test_checkpoint_stop_copies_the_rest(void **state)
 	fixture_done(&f);
 }
 
+/* After a burst, once nothing was committed for a pass, the -wal file is cut
+ * to zero bytes (its disk space comes back) with every page in the database
+ * file, and the writer goes on writing afterwards. Under steady writes it is
+ * never cut (test_checkpoint_restarts_wal keeps writing every 20 ms). */
+static void test_checkpoint_truncates_when_idle(void **state)
+{
+	fixture f;
+	int64_t wal = 0, end;
+
+	(void)state;
+	fixture_init(&f);
+	fixture_start(&f);
+	for (int i = 0; i < 5; i++)
+		write_batch(&f);
+	if (file_size(f.c.store.path, "-wal") < 1024 * 1024)
+		fail_msg("the burst left only %lld bytes of WAL", (long long)file_size(f.c.store.path, "-wal"));
+	end = now_ms() + 5000;
+	while ((wal = file_size(f.c.store.path, "-wal")) != 0 && now_ms() < end)
+		sleep_ms(50);
+	if (wal != 0)
+		fail_msg("the -wal file still has %lld bytes 5 s after the burst", (long long)wal);
+	if (file_size(f.c.store.path, "") < db_logical_size(f.c.store.path))
+		fail_msg("the database file lacks pages after the truncation");
+	write_batch(&f); /* the writer carries on */
+	if (file_size(f.c.store.path, "-wal") == 0)
+		fail_msg("a commit after the truncation wrote no WAL");
+	fixture_done(&f);
+}
+
 /* Stopping while the thread sleeps (500 ms between passes when the WAL is
  * short) wakes it at once rather than at its next pass. */
 static void test_checkpoint_stop_wakes_the_thread(void **state)
@@ -450,6 +479,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_checkpoint_restarts_wal),
+	    cmocka_unit_test(test_checkpoint_truncates_when_idle),
 	    cmocka_unit_test(test_checkpoint_stop_copies_the_rest),
 	    cmocka_unit_test(test_checkpoint_stop_wakes_the_thread),
 	    cmocka_unit_test(test_checkpoint_start_fails_clearly),
