@@ -5,8 +5,8 @@
  * one condition variable wakes the writer (jobs, or the sender's kick),
  * another the syncer. Each round takes every queued job (whole jobs, up to
  * store.batch_max messages unless a single job is bigger) and, in one store
- * round, commits their messages (store_inbound_batch), their delivery
- * statuses and the sender's store turn; then answers health checks and hands
+ * round, commits their messages (store_inbound_batch), the sender's store
+ * turn and their delivery statuses; then answers health checks and hands
  * the jobs to the syncer, whose one fdatasync covers every round committed
  * before it. The decision of what the bot says is gw_handle's; this file only
  * moves data and counts it. */
@@ -272,11 +272,14 @@ static void gw_writer_batch(gw_writer *w, gw_job *batch)
 				batch_rc = store_inbound_batch(w->st, w->in, n, gw_handle_decide, w->h, w->res);
 				store_outbox_fresh_take(w->st, &turn.fresh, &turn.n_fresh);
 			}
+			if (has_turn)
+				gw_sender_turn_run(w->st, &turn, clock_wall_ms());
+			/* statuses last: a "sent" or "delivered" that Meta reports for a
+			 * reply whose outcome this same round records finds its
+			 * provider id */
 			for (gw_job *j = batch; n_status && j; j = j->next)
 				if (j->kind == GW_JOB_INBOUND && j->parsed.n_statuses)
 					gw_writer_statuses(w, j);
-			if (has_turn)
-				gw_sender_turn_run(w->st, &turn, clock_wall_ms());
 			round_rc = store_round_commit(w->st);
 		}
 		if (round_rc != STORE_OK) {

@@ -3,9 +3,9 @@
  * The lws thread hands it jobs (a parsed webhook, a web chat message, a health
  * check) through gw_writer_submit; the thread takes everything queued at once
  * (up to store.batch_max messages) and runs one *round* in one transaction:
- * store_inbound_batch with gw_handle_decide choosing the replies, the delivery
- * statuses, and the sender's store turn (its outcomes, and leases: the replies
- * just queued are leased as they are written). With [store] synchronous = FULL
+ * store_inbound_batch with gw_handle_decide choosing the replies, the
+ * sender's store turn (its outcomes, and leases: the replies just queued are
+ * leased as they are written), then the delivery statuses. With [store] synchronous = FULL
  * the round commits without waiting for the disk and a syncer thread fsyncs
  * the WAL (once for every round committed meanwhile) before it moves the
  * jobs to the done list and calls the wake function (the server passes one
