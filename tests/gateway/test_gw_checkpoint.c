@@ -64,22 +64,30 @@ static int64_t file_size(const char *path, const char *suffix)
 	return stat(p, &sb) == 0 ? (int64_t)sb.st_size : -1;
 }
 
+/* The first n bytes of the file path + suffix into buf; 0, or -1 when the file
+ * is missing or shorter. */
+static int read_head(const char *path, const char *suffix, unsigned char *buf, size_t n)
+{
+	char p[600];
+	int fd;
+	ssize_t got;
+
+	snprintf(p, sizeof(p), "%s%s", path, suffix);
+	if ((fd = open(p, O_RDONLY)) < 0)
+		return -1;
+	got = pread(fd, buf, n, 0);
+	close(fd);
+	return got == (ssize_t)n ? 0 : -1;
+}
+
 /* The WAL header's checkpoint sequence number: SQLite adds one each time the
  * WAL is started over from its beginning (the file format's bytes 12-15,
  * big-endian). -1 when there is no header yet. */
 static int64_t wal_restarts(const char *path)
 {
-	char p[600];
 	unsigned char h[32];
-	int fd;
-	ssize_t n;
 
-	snprintf(p, sizeof(p), "%s-wal", path);
-	if ((fd = open(p, O_RDONLY)) < 0)
-		return -1;
-	n = pread(fd, h, sizeof(h), 0);
-	close(fd);
-	if (n != (ssize_t)sizeof(h))
+	if (read_head(path, "-wal", h, sizeof(h)) != 0)
 		return -1;
 	return (int64_t)h[12] << 24 | (int64_t)h[13] << 16 | (int64_t)h[14] << 8 | (int64_t)h[15];
 }
@@ -90,17 +98,9 @@ static int64_t wal_restarts(const char *path)
  * checkpoint has copied into the database file. -1 when unreadable. */
 static int wal_index(const char *path, uint32_t *mx_frame, uint32_t *backfill)
 {
-	char p[600];
 	unsigned char h[100];
-	int fd;
-	ssize_t n;
 
-	snprintf(p, sizeof(p), "%s-shm", path);
-	if ((fd = open(p, O_RDONLY)) < 0)
-		return -1;
-	n = pread(fd, h, sizeof(h), 0);
-	close(fd);
-	if (n != (ssize_t)sizeof(h))
+	if (read_head(path, "-shm", h, sizeof(h)) != 0)
 		return -1;
 	memcpy(mx_frame, h + 16, 4); /* WalIndexHdr.mxFrame */
 	memcpy(backfill, h + 96, 4); /* WalCkptInfo.nBackfill, after the header's two copies */
