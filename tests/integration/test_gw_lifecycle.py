@@ -8,6 +8,7 @@ Run from the repo root:
 import collections
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -114,6 +115,46 @@ class Lifecycle(unittest.TestCase):
         log = gw.log()
         self.assertIn("serve_stop", log)
         print("\nsigterm: %d acknowledged, %d refused (503 or closed)" % (len(acked), len(failed)))
+
+    def test_locked_database_is_503_then_everything_goes_through(self):
+        """Another process holds the database's write lock (an admin's sqlite3
+        shell, a stuck tool): webhooks are answered 503 after the busy timeout
+        (Meta retries), /healthz says so, nothing is half-written; once the
+        lock is released the retried webhook goes through and every reply is
+        sent once and recorded."""
+        gw = Gateway(self.p.url, extra={"sender": {"timeout_ms": "1000"}, "store": {"busy_timeout_ms": "300"}})
+        self.addCleanup(gw.cleanup)
+        self.addCleanup(gw.stop)
+        gw.start()
+        first = webhook_text("6281300000001", "wamid.lock.1", "jam buka kantor")
+        self.assertEqual(gw.post_webhook(first), 200)
+        self.assertTrue(wait_for(lambda: provider_messages(self.p, "6281300000001"), timeout=10))
+
+        holder = sqlite3.connect(gw.db, timeout=10, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            second = webhook_text("6281300000002", "wamid.lock.2", "jam buka kantor")
+            t0 = time.monotonic()
+            status = gw.post_webhook(second)
+            self.assertEqual(status, 503, "a webhook while the database is locked")
+            self.assertGreaterEqual(time.monotonic() - t0, 0.25, "answered before the busy timeout")
+            code, _, _ = gw.request("GET", "/healthz")
+            self.assertEqual(code, 503)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+
+        self.assertEqual(gw.post_webhook(second), 200, "the provider's retry after the lock")
+        self.assertTrue(wait_for(lambda: provider_messages(self.p, "6281300000002"), timeout=10))
+        # every reply recorded as sent
+        self.assertTrue(wait_for(lambda: gw.db_rows(
+            "SELECT count(*) FROM messages WHERE direction = 'out' AND status = 'sent'")[0][0] == 2, timeout=10),
+            gw.db_rows("SELECT id, status FROM messages WHERE direction = 'out'"))
+        self.assertEqual(gw.db_rows("SELECT count(*) FROM messages WHERE provider_id = 'wamid.lock.2'")[0][0], 1)
+        self.assertEqual(gw.db_rows("SELECT count(*) FROM outbox")[0][0], 0)
+        self.assertEqual(len(provider_messages(self.p, "6281300000001")), 1, "the first reply was sent twice")
+        self.assertEqual(gw.request("GET", "/healthz")[0], 200)
+        self.assertEqual(gw.stop(), 0)
 
     def test_start_fails_clearly_on_a_bad_store_path(self):
         gw = self.gateway()
