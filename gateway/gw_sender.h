@@ -1,12 +1,15 @@
 /* gw_sender: the sender thread, which delivers the outbox.
  *
- * It runs its own curl multi loop on its own thread with its own store handle:
- * leases due outbox items (oldest first, one at a time per conversation, so
- * messages leave in order), builds each provider request through the channel's
- * gw_channel_ops, sends them concurrently within each channel's rate limit, and
- * records the outcome once it is classified: sent, retry with exponential backoff
- * and jitter, permanent failure, dead letter after max_attempts, or WhatsApp's
- * closed 24-hour window (not even attempted when the window is known closed).
+ * It runs its own curl multi loop on its own thread. Its store work (leasing
+ * due outbox items, oldest first and one at a time per conversation so
+ * messages leave in order; recording outcomes) is done in store turns, by the
+ * gateway's writer inside its rounds or, with own_store, by the sender on its
+ * own handle (see below and docs/sender.md). It builds each provider request
+ * through the channel's gw_channel_ops, sends them concurrently within each
+ * channel's rate limit, and classifies each outcome: sent, retry with
+ * exponential backoff and jitter, permanent failure, dead letter after
+ * max_attempts, or WhatsApp's closed 24-hour window (not even attempted when
+ * the window is known closed).
  * Channels without credentials never reach it (their replies are stored as
  * sandboxed). See docs/gateway.md. */
 #ifndef LOKET_GW_SENDER_H
