@@ -222,12 +222,14 @@ static void gw_writer_round_failed(gw_writer *w, gw_job *batch, int rc)
 		}
 }
 
-/* One round: every queued job's messages, their statuses and the sender's
- * store turn (its outcomes, and a lease of the rows just queued) in one
+/* One round: every queued job's messages, the sender's store turn (its
+ * outcomes, and a lease of the rows just queued) and the jobs' statuses in one
  * transaction, so one commit and one fsync cover them all; then health
- * checks. batch may be NULL (a round for the sender alone). */
-static void gw_writer_batch(gw_writer *w, gw_job *batch)
+ * checks. batch may be NULL (a round for the sender alone). Returns 1 when the
+ * round may have written something. */
+static int gw_writer_batch(gw_writer *w, gw_job *batch)
 {
+	int wrote;
 	w->round_seq++;
 	size_t n = 0, total = 0, n_status = 0;
 	int pinged = 0, ping_rc = 0, counts_ok = 0, has_turn = 0;
@@ -301,6 +303,9 @@ static void gw_writer_batch(gw_writer *w, gw_job *batch)
 				gw_writer_account(w, w->owner[i], i, &w->in[i], &w->res[i]);
 		}
 	}
+	/* an idle sender's lease that found nothing wrote nothing: no fsync */
+	wrote = total || n_status ||
+		(has_turn && round_rc == STORE_OK && (turn.n_results || turn.n_items || turn.n_fresh));
 	if (has_turn) {
 		turn.seq = w->sy ? w->round_seq : 0;
 		gw_sender_turn_give(w->o.sender, &turn, round_rc);
@@ -318,11 +323,12 @@ static void gw_writer_batch(gw_writer *w, gw_job *batch)
 		if (counts_ok)
 			j->counts = counts;
 	}
+	return wrote;
 }
 
 /* ---- the thread ---- */
 
-static void gw_writer_finish(gw_writer *w, gw_job *batch, gw_job *tail);
+static void gw_writer_finish(gw_writer *w, gw_job *batch, gw_job *tail, int wrote);
 
 static void *gw_writer_main(void *arg)
 {
@@ -340,8 +346,7 @@ static void *gw_writer_main(void *arg)
 		if (!w->q_head && w->stopping) {
 			pthread_mutex_unlock(&w->lock);
 			/* the sender's last outcomes (it is stopped before the writer) */
-			gw_writer_batch(w, NULL);
-			gw_writer_finish(w, NULL, NULL);
+			gw_writer_finish(w, NULL, NULL, gw_writer_batch(w, NULL));
 			break;
 		}
 		while (w->q_head) {
@@ -364,16 +369,20 @@ static void *gw_writer_main(void *arg)
 		}
 		pthread_mutex_unlock(&w->lock);
 
-		gw_writer_batch(w, batch);
-		gw_writer_finish(w, batch, tail);
+		int wrote = gw_writer_batch(w, batch);
+		gw_writer_finish(w, batch, tail, wrote);
 	}
 	return NULL;
 }
 
 /* Hands a committed round's jobs on: to the syncer, or when commits are
- * durable by themselves straight to the done list. */
-static void gw_writer_finish(gw_writer *w, gw_job *batch, gw_job *tail)
+ * durable by themselves straight to the done list. A round that wrote
+ * nothing and holds no job (an idle sender's lease every 200 ms) asks for no
+ * fsync. */
+static void gw_writer_finish(gw_writer *w, gw_job *batch, gw_job *tail, int wrote)
 {
+	if (!batch && !wrote)
+		return;
 	pthread_mutex_lock(&w->lock);
 	if (w->sy) {
 		if (batch) {
