@@ -22,8 +22,10 @@
 #include <unistd.h>
 
 #include "core/cfg.h"
+#include "core/clock.h"
 #include "gateway/gw_checkpoint.h"
 #include "store/store.h"
+#include "tests/store/store_test_util.h"
 
 #define RESTART_PAGES 8000 /* GW_CKPT_RESTART in gateway/gw_checkpoint.c */
 #define PAGE 4096	   /* SQLite's default page size, which the store keeps */
@@ -34,20 +36,6 @@
 static char tmpdir[256];
 static int db_counter;
 static int in_counter;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -110,12 +98,12 @@ static int wal_index(const char *path, uint32_t *mx_frame, uint32_t *backfill)
 /* Waits up to ms for every committed frame to be copied; 1 when it was. */
 static int wait_backfilled(const char *path, int ms, uint32_t *mx_frame, uint32_t *backfill)
 {
-	int64_t end = now_ms() + ms;
+	int64_t end = clock_mono_ms() + ms;
 
 	for (;;) {
 		if (wal_index(path, mx_frame, backfill) == 0 && *backfill == *mx_frame)
 			return 1;
-		if (now_ms() > end)
+		if (clock_mono_ms() > end)
 			return 0;
 		sleep_ms(10);
 	}
@@ -146,18 +134,15 @@ static int64_t db_logical_size(const char *path)
 static int group_setup(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/loket-ckpt-XXXXXX");
-	return mkdtemp(tmpdir) ? 0 : -1;
+	t_mkdir(tmpdir, sizeof(tmpdir));
+	return 0;
 }
 
 static int group_teardown(void **state)
 {
-	char cmd[600];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	if (getenv("LOKET_KEEP_TMP") == NULL && system(cmd) != 0)
-		fprintf(stderr, "could not remove %s\n", tmpdir);
+	if (getenv("LOKET_KEEP_TMP") == NULL)
+		t_rmdir(tmpdir);
 	return 0;
 }
 
@@ -246,7 +231,7 @@ static void write_batch(fixture *f)
 		in[i].provider_id = pid[i];
 		in[i].kind = "text";
 		in[i].text = f->text;
-		in[i].at_ms = wall_ms();
+		in[i].at_ms = clock_wall_ms();
 	}
 	rc = store_inbound_batch(f->w, in, BATCH, decide, f, res);
 	if (rc != STORE_OK)
@@ -287,7 +272,7 @@ static void test_checkpoint_restarts_wal(void **state)
 	assert_true(r0 >= 0);
 
 	/* until the database grew by four restart lengths */
-	t0 = now_ms();
+	t0 = clock_mono_ms();
 	while (written_bytes < (int64_t)RESTART_PAGES * PAGE * 4) {
 		int64_t before = db_logical_size(f.c.store.path);
 		write_batch(&f);
@@ -297,7 +282,7 @@ static void test_checkpoint_restarts_wal(void **state)
 		wal = file_size(f.c.store.path, "-wal");
 		if (wal > wal_max)
 			wal_max = wal;
-		if (now_ms() - t0 > 60000)
+		if (clock_mono_ms() - t0 > 60000)
 			fail_msg("%d batches in 60 s, %lld bytes", batches, (long long)written_bytes);
 		sleep_ms(PAUSE_MS);
 	}
@@ -305,8 +290,8 @@ static void test_checkpoint_restarts_wal(void **state)
 	db1 = file_size(f.c.store.path, "");
 	print_message("%d batches in %lld ms, %lld MiB added, WAL at most %lld MiB, restarted %lld times, "
 		      "database file %lld -> %lld MiB\n",
-		      batches, (long long)(now_ms() - t0), (long long)(written_bytes >> 20), (long long)(wal_max >> 20),
-		      (long long)(r1 - r0), (long long)(db0 >> 20), (long long)(db1 >> 20));
+		      batches, (long long)(clock_mono_ms() - t0), (long long)(written_bytes >> 20),
+		      (long long)(wal_max >> 20), (long long)(r1 - r0), (long long)(db0 >> 20), (long long)(db1 >> 20));
 	if (r1 - r0 < 2)
 		fail_msg("the WAL was started over %lld times while %lld MiB went through it, want at least 2",
 			 (long long)(r1 - r0), (long long)(written_bytes >> 20));
@@ -334,8 +319,8 @@ static void test_checkpoint_restarts_wal(void **state)
 	obs = store_open(&o, err, sizeof(err));
 	if (!obs)
 		fail_msg("store_open: %s", err);
-	end = now_ms() + 2000;
-	while ((rc = store_checkpoint(obs, 0, &pages, &copied)) == STORE_ERR_BUSY && now_ms() < end)
+	end = clock_mono_ms() + 2000;
+	while ((rc = store_checkpoint(obs, 0, &pages, &copied)) == STORE_ERR_BUSY && clock_mono_ms() < end)
 		sleep_ms(5); /* the checkpointer's own pass is running */
 	assert_int_equal(rc, STORE_OK);
 	if (pages > 1000)
@@ -367,10 +352,10 @@ static void test_checkpoint_stop_copies_the_rest(void **state)
 	}
 	if (bf >= mx)
 		fail_msg("the WAL was always copied before stop (%u of %u frames)", bf, mx);
-	t0 = now_ms();
+	t0 = clock_mono_ms();
 	gw_checkpoint_stop(f.k);
 	f.k = NULL;
-	took = now_ms() - t0;
+	took = clock_mono_ms() - t0;
 	print_message("stop with a batch to copy: %lld ms\n", (long long)took);
 	if (took > 1000)
 		fail_msg("gw_checkpoint_stop took %lld ms", (long long)took);
@@ -400,8 +385,8 @@ static void test_checkpoint_truncates_when_idle(void **state)
 		write_batch(&f);
 	if (file_size(f.c.store.path, "-wal") < 1024 * 1024)
 		fail_msg("the burst left only %lld bytes of WAL", (long long)file_size(f.c.store.path, "-wal"));
-	end = now_ms() + 5000;
-	while ((wal = file_size(f.c.store.path, "-wal")) != 0 && now_ms() < end)
+	end = clock_mono_ms() + 5000;
+	while ((wal = file_size(f.c.store.path, "-wal")) != 0 && clock_mono_ms() < end)
 		sleep_ms(50);
 	if (wal != 0)
 		fail_msg("the -wal file still has %lld bytes 5 s after the burst", (long long)wal);
@@ -428,10 +413,10 @@ static void test_checkpoint_stop_wakes_the_thread(void **state)
 	/* its first pass copies the batch, then it sleeps */
 	if (!wait_backfilled(f.c.store.path, 3000, &mx, &bf))
 		fail_msg("3 s after start %u of %u WAL frames are copied", bf, mx);
-	t0 = now_ms();
+	t0 = clock_mono_ms();
 	gw_checkpoint_stop(f.k);
 	f.k = NULL;
-	took = now_ms() - t0;
+	took = clock_mono_ms() - t0;
 	print_message("stop while it sleeps: %lld ms\n", (long long)took);
 	if (took > 250)
 		fail_msg("gw_checkpoint_stop took %lld ms: the sleeping thread was not woken", (long long)took);
