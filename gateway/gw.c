@@ -45,6 +45,7 @@ typedef struct gw_sig {
 static void *gw_sig_main(void *arg)
 {
 	gw_sig *g = arg;
+	pthread_setname_np(pthread_self(), "loket-signals");
 
 	while (!__atomic_load_n(&g->quit, __ATOMIC_ACQUIRE)) {
 		struct timespec ts = {0, 100 * 1000 * 1000};

@@ -95,6 +95,7 @@ static void gw_ckpt_run(gw_checkpoint *k, int *failures, int *long_wal)
 static void *gw_ckpt_main(void *arg)
 {
 	gw_checkpoint *k = arg;
+	pthread_setname_np(pthread_self(), "loket-ckpt");
 	int failures = 0, long_wal = 0;
 
 	pthread_mutex_lock(&k->lock);

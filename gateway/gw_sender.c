@@ -980,6 +980,7 @@ static int snd_mail_pending(gw_sender *s)
 static void *snd_main(void *arg)
 {
 	gw_sender *s = arg;
+	pthread_setname_np(pthread_self(), "loket-sender");
 
 	atomic_store(&s->running, 1);
 	snd_ask(s, 1); /* lease at once on start */

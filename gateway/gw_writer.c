@@ -333,6 +333,7 @@ static void gw_writer_finish(gw_writer *w, gw_job *batch, gw_job *tail, int wrot
 static void *gw_writer_main(void *arg)
 {
 	gw_writer *w = arg;
+	pthread_setname_np(pthread_self(), "loket-writer");
 	size_t batch_max = w->o.c->store.batch_max > 0 ? (size_t)w->o.c->store.batch_max : 256;
 
 	for (;;) {
@@ -429,6 +430,7 @@ static void gw_writer_sync_failed(gw_writer *w, gw_job *list, int err)
 static void *gw_writer_sync_main(void *arg)
 {
 	gw_writer *w = arg;
+	pthread_setname_np(pthread_self(), "loket-sync");
 
 	for (;;) {
 		gw_job *list, *tail;
