@@ -8,9 +8,11 @@
  * neither, which is what makes them testable with fixtures alone.
  *
  * The neutral payload (store_out.payload, built by gw_payload_make) is JSON:
- *   {"text": "...", "buttons": [{"id": "formulir", "title": "Formulir"}, ...],
+ *   {"buttons": [{"id": "formulir", "title": "Formulir"}, ...],
  *    "form": {"id": "pbg", "title": "...", "url": "http://..."}}
- * with buttons and form optional. */
+ * with buttons and form optional, or NULL when there are neither. The text is
+ * the message's own (store_out.text). Payloads stored before schema v5 also
+ * carry {"text": "..."}, the same text; readers take it when present. */
 #ifndef LOKET_GW_CHANNEL_H
 #define LOKET_GW_CHANNEL_H
 
@@ -25,6 +27,7 @@
 
 typedef struct gw_status {
 	const char *provider_id; /* our outbound message's id at the provider */
+	const char *recipient;	 /* the address it was sent to (Meta's recipient_id); NULL: unknown */
 	const char *status;	 /* "sent", "delivered", "read", "failed" */
 	const char *error;	 /* "131047 Re-engagement message" when failed, else NULL */
 	int64_t at_ms;

@@ -83,17 +83,21 @@ static void pl_split_point(const char *s, size_t len, size_t max, size_t *cut, s
 
 /* ---- building ---- */
 
-/* The payload JSON of one part; r (may be NULL) gives the buttons and the form
- * when last is set. Strings that are not UTF-8 get U+FFFD for each bad byte,
- * so a provider never receives a broken JSON string. */
-static char *pl_json(const char *text, const bot_reply *r, int last)
+/* The payload JSON of one part into *out: r (may be NULL) gives the buttons
+ * and the form when last is set; *out stays NULL when the part has neither
+ * (its text is the message's text column, not repeated here). Strings that are
+ * not UTF-8 get U+FFFD for each bad byte, so a provider never receives a
+ * broken JSON string. 0, or -1 when out of memory. */
+static int pl_json(const bot_reply *r, int last, char **out)
 {
 	gw_json b = {0};
+	const char *sep = "{";
 
-	gw_json_lit(&b, "{\"text\":");
-	gw_json_str_lossy(&b, text, strlen(text));
-	if (last && r && r->n_buttons > 0) {
-		gw_json_lit(&b, ",\"buttons\":[");
+	*out = NULL;
+	if (!last || !r || (r->n_buttons <= 0 && !r->form))
+		return 0;
+	if (r->n_buttons > 0) {
+		gw_json_lit(&b, "{\"buttons\":[");
 		for (int i = 0; i < r->n_buttons && i < BOT_MENU_MAX; i++) {
 			const char *id = r->buttons[i].id ? r->buttons[i].id : "";
 			const char *title = r->buttons[i].title ? r->buttons[i].title : "";
@@ -104,10 +108,12 @@ static char *pl_json(const char *text, const bot_reply *r, int last)
 			gw_json_lit(&b, "}");
 		}
 		gw_json_lit(&b, "]");
+		sep = ",";
 	}
-	if (last && r && r->form) {
+	if (r->form) {
 		const char *fields[3][2] = {{"id", r->form->id}, {"title", r->form->title}, {"url", r->form->url}};
-		gw_json_lit(&b, ",\"form\":{");
+		gw_json_lit(&b, sep);
+		gw_json_lit(&b, "\"form\":{");
 		for (int i = 0; i < 3; i++) {
 			const char *v = fields[i][1] ? fields[i][1] : "";
 			gw_json_lit(&b, i ? ",\"" : "\"");
@@ -118,7 +124,8 @@ static char *pl_json(const char *text, const bot_reply *r, int last)
 		gw_json_lit(&b, "}");
 	}
 	gw_json_lit(&b, "}");
-	return gw_json_take(&b);
+	*out = gw_json_take(&b);
+	return *out ? 0 : -1;
 }
 
 static int pl_make(const char *text_in, const bot_reply *r, size_t max_text, char **texts, char **payloads, int max)
@@ -144,9 +151,9 @@ static int pl_make(const char *text_in, const bot_reply *r, size_t max_text, cha
 		last = next >= len;
 		if (n >= max)
 			goto fail;
+		payloads[n] = NULL;
 		texts[n] = strndup(s, cut);
-		payloads[n] = texts[n] ? pl_json(texts[n], r, last) : NULL;
-		if (!texts[n] || !payloads[n]) {
+		if (!texts[n] || pl_json(r, last, &payloads[n]) != 0) {
 			free(texts[n]);
 			free(payloads[n]);
 			goto fail;

@@ -372,6 +372,7 @@ static int wa_parse_status(json_t *sobj, gw_status *st, char *err, size_t errlen
 		return -1;
 	}
 	st->provider_id = wa_str(sobj, "id");
+	st->recipient = wa_str(sobj, "recipient_id");
 	st->status = wa_str(sobj, "status");
 	if (!st->provider_id || !st->provider_id[0] || !st->status || !st->status[0]) {
 		wa_err(err, errlen, "status without id or status");

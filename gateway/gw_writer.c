@@ -197,8 +197,10 @@ static void gw_writer_statuses(gw_writer *w, gw_job *j)
 
 		if (!s->provider_id || !s->status)
 			continue;
-		rc = store_msg_status(w->st, j->channel ? j->channel : "whatsapp", s->provider_id, s->status, s->error,
-				      s->at_ms ? s->at_ms : clock_wall_ms());
+		/* the id is looked up among the recipient's messages: without
+		 * one it cannot be found (Meta always names it) */
+		rc = !s->recipient ? STORE_ERR_NOTFOUND : store_msg_status(w->st, j->channel ? j->channel : "whatsapp", s->recipient, s->provider_id,
+				      s->status, s->error, s->at_ms ? s->at_ms : clock_wall_ms());
 		if (rc == STORE_OK || rc == STORE_ERR_NOTFOUND) {
 			log_event(rc == STORE_OK ? LOG_DEBUG : LOG_INFO, "status",
 				  "channel=%s provider_id=%s status=%s known=%d", j->channel ? j->channel : "whatsapp",

@@ -271,11 +271,12 @@ int store_outbox_counts_get(store *s, int64_t now_ms, store_outbox_counts *c);
 /* ---- delivery status callbacks ---- */
 
 /* Records a provider's status ("sent", "delivered", "read", "failed") for the
- * outbound message with that provider id, with its error when failed, and keeps
- * the history. STORE_ERR_NOTFOUND when the id is unknown. A status never moves
- * backwards (delivered after read stays read), but every report is in the history. */
-int store_msg_status(store *s, const char *channel, const char *provider_id, const char *status, const char *error,
-		     int64_t at_ms);
+ * outbound message with that provider id sent to (channel, address), with its
+ * error when failed, and keeps the history. STORE_ERR_NOTFOUND when no message
+ * to that address has the id. A status never moves backwards (delivered after
+ * read stays read), but every report is in the history. */
+int store_msg_status(store *s, const char *channel, const char *address, const char *provider_id, const char *status,
+		     const char *error, int64_t at_ms);
 
 /* ---- messages of a conversation (history, resume) ---- */
 

@@ -252,7 +252,7 @@ int store_agent_reply(store *s, int64_t conversation_id, const char *agent, cons
 	rc = store_conv_get(s, conversation_id, &c);
 	if (rc != STORE_OK)
 		goto fail;
-	rc = store_out_insert(s, conversation_id, c.channel, agent, NULL, out, now_ms, 0, out_id);
+	rc = store_out_insert(s, &c, agent, NULL, out, now_ms, 0, out_id);
 	if (rc != STORE_OK)
 		goto fail;
 	return store_tx_commit(s);

@@ -24,9 +24,9 @@
 /* Both directions go through this one statement. */
 static const char msg_insert_sql[] =
     "INSERT INTO messages (conversation_id, direction, channel, provider_id, author, kind, text, payload,"
-    " button, media_id, media_type, intent, fallback, actions, status, at_ms)"
+    " button, media_id, media_type, intent, fallback, actions, status, at_ms, contact_id)"
     " VALUES (?1, ?2, ?3, ?4, coalesce(?5, ''), coalesce(?6, 'text'), ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,"
-    " ?15, ?16)";
+    " ?15, ?16, coalesce(?17, (SELECT contact_id FROM conversations WHERE id = ?1)))";
 
 /* Loads the contact of (channel, address) and its open conversation into *c,
  * creating whichever is missing (a new conversation starts in bot mode with an
@@ -97,25 +97,31 @@ static int conv_load(store *s, const store_inbound *in, store_conv *c)
 	return STORE_OK;
 }
 
-/* 1 when (channel, provider_id) was already received, 0 when new, <0 on error. */
+/* 1 when (channel, address, provider_id) was already received, 0 when new,
+ * <0 on error. A new contact has no messages: one index probe says so. */
 static int seen_before(store *s, const store_inbound *in)
 {
 	if (!in->provider_id)
 		return 0;
-	sqlite3_stmt *st = store_stmt(
-	    s, STMT_IN_DUP, "SELECT 1 FROM messages WHERE direction = 'in' AND channel = ? AND provider_id = ?");
+	sqlite3_stmt *st = store_stmt(s, STMT_IN_DUP,
+				      "SELECT 1 FROM contacts k JOIN messages m ON m.contact_id = k.id"
+				      " WHERE k.channel = ?1 AND k.address = ?2 AND m.direction = 'in'"
+				      " AND m.provider_id = ?3");
 	if (!st)
 		return STORE_ERR;
 	store_bind_text(st, 1, in->channel);
-	store_bind_text(st, 2, in->provider_id);
+	store_bind_text(st, 2, in->address);
+	store_bind_text(st, 3, in->provider_id);
 	int rc = sqlite3_step(st);
 	int out = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_fail(s, rc);
 	store_stmt_done(st);
 	return out;
 }
 
-static int insert_inbound(store *s, const store_inbound *in, const store_decision *d, int64_t conv_id, int64_t *id)
+static int insert_inbound(store *s, const store_inbound *in, const store_decision *d, const store_conv *c,
+			  int64_t *id)
 {
+	int64_t conv_id = c->id;
 	sqlite3_stmt *st = store_stmt(s, STMT_MSG_INSERT, msg_insert_sql);
 	if (!st)
 		return STORE_ERR;
@@ -135,6 +141,7 @@ static int insert_inbound(store *s, const store_inbound *in, const store_decisio
 	store_bind_text(st, 14, d->actions);
 	store_bind_text(st, 15, "received");
 	sqlite3_bind_int64(st, 16, in->at_ms);
+	sqlite3_bind_int64(st, 17, c->contact_id);
 	int rc = sqlite3_step(st);
 	int out = STORE_OK;
 	if (rc == SQLITE_DONE)
@@ -147,16 +154,17 @@ static int insert_inbound(store *s, const store_inbound *in, const store_decisio
 	return out;
 }
 
-int store_out_insert(store *s, int64_t conversation_id, const char *channel, const char *author, const char *intent,
-		     const store_out *o, int64_t now_ms, int64_t lease_until_ms, int64_t *out_id)
+int store_out_insert(store *s, const store_conv *c, const char *author, const char *intent, const store_out *o,
+		     int64_t now_ms, int64_t lease_until_ms, int64_t *out_id)
 {
+	int64_t conversation_id = c->id;
 	const char *status = o->sandboxed ? "sandboxed" : o->queue ? "queued" : "delivered";
 	sqlite3_stmt *st = store_stmt(s, STMT_MSG_INSERT, msg_insert_sql);
 	if (!st)
 		return STORE_ERR;
 	sqlite3_bind_int64(st, 1, conversation_id);
 	store_bind_text(st, 2, "out");
-	store_bind_text(st, 3, channel);
+	store_bind_text(st, 3, c->channel);
 	store_bind_text(st, 4, NULL);
 	store_bind_text(st, 5, author);
 	store_bind_text(st, 6, "text");
@@ -170,6 +178,8 @@ int store_out_insert(store *s, int64_t conversation_id, const char *channel, con
 	store_bind_text(st, 14, NULL);
 	store_bind_text(st, 15, status);
 	sqlite3_bind_int64(st, 16, now_ms);
+	if (c->contact_id > 0)
+		sqlite3_bind_int64(st, 17, c->contact_id);
 	int rc = store_exec_stmt(s, st);
 	if (rc != STORE_OK)
 		return rc;
@@ -422,7 +432,7 @@ static int handle_one(store *s, size_t i, const store_inbound *in, store_decide_
 	if (d.n_out < 0 || d.n_out > STORE_OUT_MAX)
 		return store_failf(s, STORE_ERR, "decision with %d outbound messages", d.n_out);
 
-	rc = insert_inbound(s, in, &d, conv.id, &r->message_id);
+	rc = insert_inbound(s, in, &d, &conv, &r->message_id);
 	if (rc != STORE_OK)
 		return rc;
 	rc = apply_state(s, in, &before, &conv, &d.next, in->at_ms);
@@ -437,8 +447,7 @@ static int handle_one(store *s, size_t i, const store_inbound *in, store_decide_
 			if (rc == 1)
 				lease_until = s->fresh_until_ms;
 		}
-		rc = store_out_insert(s, conv.id, in->channel, "", d.intent, &d.out[k], in->at_ms, lease_until,
-				      &r->out_ids[k]);
+		rc = store_out_insert(s, &conv, "", d.intent, &d.out[k], in->at_ms, lease_until, &r->out_ids[k]);
 		if (rc != STORE_OK)
 			return rc;
 		if (lease_until &&

@@ -155,11 +155,12 @@ void store_conv_from_row(sqlite3_stmt *st, store_conv *c);
 /* Appends an audit row inside the caller's transaction. */
 int store_audit_insert(store *s, const char *who, const char *what, const char *object, const char *detail,
 		       int64_t now_ms);
-/* Inserts an outbound message (and its outbox row when out->queue and not
- * sandboxed) inside the caller's transaction. lease_until_ms > 0 writes the
- * outbox row already leased until then. */
-int store_out_insert(store *s, int64_t conversation_id, const char *channel, const char *author, const char *intent,
-		     const store_out *out, int64_t now_ms, int64_t lease_until_ms, int64_t *out_id);
+/* Inserts an outbound message of conversation c (its id, contact_id and
+ * channel are used) and its outbox row when out->queue and not sandboxed,
+ * inside the caller's transaction. lease_until_ms > 0 writes the outbox row
+ * already leased until then. */
+int store_out_insert(store *s, const store_conv *c, const char *author, const char *intent, const store_out *out,
+		     int64_t now_ms, int64_t lease_until_ms, int64_t *out_id);
 /* Appends one delivery-status history row inside the caller's transaction. */
 int store_status_insert(store *s, int64_t message_id, const char *status, const char *error, int64_t at_ms);
 

@@ -32,26 +32,28 @@ static int status_rank(const char *status)
 	return 0;
 }
 
-int store_msg_status(store *s, const char *channel, const char *provider_id, const char *status, const char *error,
-		     int64_t at_ms)
+int store_msg_status(store *s, const char *channel, const char *address, const char *provider_id, const char *status,
+		     const char *error, int64_t at_ms)
 {
-	if (!channel || !provider_id || !status)
-		return store_failf(s, STORE_ERR, "status without channel, id or status");
+	if (!channel || !address || !provider_id || !status)
+		return store_failf(s, STORE_ERR, "status without channel, address, id or status");
 	/* A status outside the order (a provider's "deleted", "warning", ...) is
 	 * kept in the history but never changes the message's status. */
 	int failed = strcmp(status, "failed") == 0;
 	int rc = store_tx_begin(s);
 	if (rc != STORE_OK)
 		return rc;
-	sqlite3_stmt *st =
-	    store_stmt(s, STMT_MSG_BY_PROVIDER,
-		       "SELECT id, status FROM messages WHERE direction = 'out' AND channel = ? AND provider_id = ?");
+	sqlite3_stmt *st = store_stmt(s, STMT_MSG_BY_PROVIDER,
+				      "SELECT m.id, m.status FROM contacts k JOIN messages m ON m.contact_id = k.id"
+				      " WHERE k.channel = ?1 AND k.address = ?2 AND m.direction = 'out'"
+				      " AND m.provider_id = ?3");
 	if (!st) {
 		rc = STORE_ERR;
 		goto fail;
 	}
 	store_bind_text(st, 1, channel);
-	store_bind_text(st, 2, provider_id);
+	store_bind_text(st, 2, address);
+	store_bind_text(st, 3, provider_id);
 	int64_t id = 0;
 	int forward = 0;
 	int step = sqlite3_step(st);
@@ -62,7 +64,7 @@ int store_msg_status(store *s, const char *channel, const char *provider_id, con
 	}
 	store_stmt_done(st);
 	if (step == SQLITE_DONE) {
-		rc = store_failf(s, STORE_ERR_NOTFOUND, "no outbound message with that provider id");
+		rc = store_failf(s, STORE_ERR_NOTFOUND, "no outbound message to that address with that provider id");
 		goto fail;
 	}
 	if (step != SQLITE_ROW) {

@@ -136,7 +136,22 @@ static const char v4_sql[] = "DROP INDEX messages_provider;"
 			     "CREATE UNIQUE INDEX messages_provider ON messages(direction, channel, provider_id)"
 			     " WHERE provider_id IS NOT NULL;";
 
-const char *const store_migrations[] = {v1_sql, v2_sql, v3_sql, v4_sql};
+/* v5: provider ids are looked up within a contact. Every message carries its
+ * contact (the conversation's, which never changes), and the provider-id index
+ * leads with it: an inbound repeat is (contact, 'in', id), a status callback
+ * names its recipient, so it is (contact, 'out', id). Keyed by the provider's
+ * id alone, the index took one write at a random place per message and per
+ * reply sent (Meta's ids are random); keyed by contact, a citizen's messages
+ * share a page, and new citizens' entries are appended. Uniqueness is now per
+ * contact, which implies the channel. */
+static const char v5_sql[] =
+    "ALTER TABLE messages ADD COLUMN contact_id INTEGER REFERENCES contacts(id);"
+    "UPDATE messages SET contact_id = (SELECT c.contact_id FROM conversations c WHERE c.id = messages.conversation_id);"
+    "DROP INDEX messages_provider;"
+    "CREATE UNIQUE INDEX messages_provider ON messages(contact_id, direction, provider_id)"
+    " WHERE provider_id IS NOT NULL;";
+
+const char *const store_migrations[] = {v1_sql, v2_sql, v3_sql, v4_sql, v5_sql};
 const int store_migrations_n = (int)(sizeof store_migrations / sizeof store_migrations[0]);
 
 int store_schema_latest(void)

@@ -393,7 +393,7 @@ static void test_wa_parse_mixed_batch(void **state)
 	    "]}},"
 	    "{\"field\":\"account_update\",\"value\":{\"event\":\"x\"}}]},"
 	    "{\"id\":\"2\",\"changes\":[{\"field\":\"messages\",\"value\":{"
-	    "\"statuses\":[{\"id\":\"s1\",\"status\":\"read\",\"timestamp\":\"500\"},"
+	    "\"statuses\":[{\"id\":\"s1\",\"status\":\"read\",\"timestamp\":\"500\",\"recipient_id\":\"62811\"},"
 	    "{\"id\":\"s2\",\"status\":\"failed\",\"timestamp\":\"600\",\"errors\":[{\"code\":131026}]}]}}]}]}";
 	cfg c;
 	gw_parsed p;
@@ -416,7 +416,9 @@ static void test_wa_parse_mixed_batch(void **state)
 	assert_string_equal(p.msgs[2].text, "Formulir");
 	assert_string_equal(p.msgs[3].media_type, "reaction");
 	assert_string_equal(p.statuses[0].status, "read");
+	assert_string_equal(p.statuses[0].recipient, "62811");
 	assert_string_equal(p.statuses[1].error, "131026");
+	assert_null(p.statuses[1].recipient); /* kept: the writer reports it unknown */
 	gw_parsed_free(&p);
 }
 

@@ -173,16 +173,26 @@ static void test_store_inbound_duplicate_in_same_and_later_batch(void **state)
 	assert_int_equal(after.rate_count, before.rate_count);
 	assert_int_equal(after.last_inbound_ms, before.last_inbound_ms);
 
-	/* The same id from another channel, and messages without ids, are new. */
-	store_inbound other[3] = {
+	/* The same id from another channel or another citizen (ids are the
+	 * sender's: two web chat pages may both say "m1"), and messages without
+	 * ids, are new. */
+	store_inbound other[5] = {
 	    t_in("twilio", "6281200000004", "wamid.D1", "jam", 3000),
 	    t_in("kannel", "6281200000004", NULL, "jam", 3000),
 	    t_in("kannel", "6281200000004", NULL, "jam", 3000),
+	    t_in("whatsapp", "6281200000005", "wamid.D1", "jam", 3000),
+	    t_in("whatsapp", "6281200000005", "wamid.D1", "jam", 3000),
 	};
-	assert_int_equal(store_inbound_batch(s, other, 3, t_decide, &t2, r), STORE_OK);
-	for (int i = 0; i < 3; i++)
-		if (r[i].rc != STORE_OK)
-			fail_msg("other[%d]: %s", i, store_rc_str(r[i].rc));
+	store_inbound_result r5[5];
+	assert_int_equal(store_inbound_batch(s, other, 5, t_decide, &t2, r5), STORE_OK);
+	for (int i = 0; i < 4; i++)
+		if (r5[i].rc != STORE_OK)
+			fail_msg("other[%d]: %s", i, store_rc_str(r5[i].rc));
+	assert_int_equal(r5[4].rc, STORE_DUPLICATE); /* but that citizen's own repeat is one */
+	/* every message knows its contact */
+	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM messages m JOIN conversations c"
+					 " ON c.id = m.conversation_id WHERE m.contact_id IS NOT c.contact_id"),
+			 0);
 }
 
 static void test_store_inbound_refused_message_rolls_back_alone(void **state)

@@ -284,7 +284,7 @@ static void test_store_status_never_moves_backwards(void **state)
 		int n = 0;
 		for (; n < 4 && cases[i].reports[n]; n++) {
 			const char *st = cases[i].reports[n];
-			int rc = store_msg_status(s, "whatsapp", wamid, st,
+			int rc = store_msg_status(s, "whatsapp", addr, wamid, st,
 						  strcmp(st, "failed") == 0 ? "131047 re-engagement" : NULL, 3000 + n);
 			if (rc != STORE_OK)
 				fail_msg("%s: report %s: %s", cases[i].label, st, store_rc_str(rc));
@@ -301,8 +301,12 @@ static void test_store_status_never_moves_backwards(void **state)
 				 2 + n);
 	}
 	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM messages WHERE error = '131047 re-engagement'"), 2);
-	assert_int_equal(store_msg_status(s, "whatsapp", "wamid.nope", "read", NULL, 1), STORE_ERR_NOTFOUND);
-	assert_int_equal(store_msg_status(s, "twilio", "wamid.S0", "read", NULL, 1), STORE_ERR_NOTFOUND);
+	assert_int_equal(store_msg_status(s, "whatsapp", "62860", "wamid.nope", "read", NULL, 1), STORE_ERR_NOTFOUND);
+	assert_int_equal(store_msg_status(s, "twilio", "62860", "wamid.S0", "read", NULL, 1), STORE_ERR_NOTFOUND);
+	/* the id is looked up for the address it was sent to: another citizen's is not found */
+	assert_int_equal(store_msg_status(s, "whatsapp", "62861", "wamid.S0", "read", NULL, 1), STORE_ERR_NOTFOUND);
+	assert_int_equal(store_msg_status(s, "whatsapp", "62860", "wamid.S0", "read", NULL, 1), STORE_OK);
+	assert_int_equal(store_msg_status(s, "whatsapp", NULL, "wamid.S0", "read", NULL, 1), STORE_ERR);
 }
 
 int main(void)

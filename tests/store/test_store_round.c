@@ -101,7 +101,7 @@ static void test_store_round_commits_every_call_at_once(void **state)
 	assert_int_equal(store_outbox_results(s, v, 2, 2100, rc), STORE_OK);
 	assert_int_equal(rc[0], STORE_OK);
 	assert_int_equal(rc[1], STORE_OK);
-	assert_int_equal(store_msg_status(s, "whatsapp", "wamid.OUT.A", "delivered", NULL, 2200), STORE_OK);
+	assert_int_equal(store_msg_status(s, "whatsapp", "62811", "wamid.OUT.A", "delivered", NULL, 2200), STORE_OK);
 
 	/* Before the commit another handle sees nothing. */
 	store *o = t_open(path, 2000);
@@ -217,7 +217,7 @@ static void test_store_round_failed_call_is_undone_alone(void **state)
 	assert_int_equal(store_round_begin(s), STORE_OK);
 	store_inbound_result a = t_one(s, &t, t_in("whatsapp", "62811", "f1", "jam", 1000));
 	assert_int_equal(a.rc, STORE_OK);
-	assert_int_equal(store_msg_status(s, "whatsapp", "wamid.nope", "read", NULL, 1100), STORE_ERR_NOTFOUND);
+	assert_int_equal(store_msg_status(s, "whatsapp", "62811", "wamid.nope", "read", NULL, 1100), STORE_ERR_NOTFOUND);
 	assert_int_equal(store_conv_claim(s, a.conversation_id, "wayan", 1150), STORE_ERR_CONFLICT);
 	store_inbound in[3] = {
 	    t_in("whatsapp", "62822", "f2", "syarat", 1200),
@@ -271,7 +271,7 @@ static void test_store_round_outbox_results_unknown_id_fails_alone(void **state)
 	assert_int_equal(rc[1], STORE_ERR_NOTFOUND);
 	assert_int_equal(rc[2], STORE_OK);
 	/* the round goes on */
-	assert_int_equal(store_msg_status(s, "whatsapp", "wamid.A", "read", NULL, 2200), STORE_OK);
+	assert_int_equal(store_msg_status(s, "whatsapp", "62811", "wamid.A", "read", NULL, 2200), STORE_OK);
 	assert_int_equal(t_sql_int(path, "SELECT count(*) FROM messages WHERE status = 'sent'"), 0);
 	assert_int_equal(store_round_commit(s), STORE_OK);
 
