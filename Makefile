@@ -7,7 +7,7 @@
 #   make format       clang-format every C file in place
 #   make clean
 
-PKGS    := libwebsockets libcurl libpcre2-8 sqlite3 yaml-0.1 inih jansson openssl libsodium
+PKGS    := libwebsockets libcurl libpcre2-8 sqlite3 yaml-0.1 inih jansson libcjson openssl libsodium
 CC      ?= cc
 BUILD   ?= build
 BIN     ?= bin

@@ -3,12 +3,13 @@
  * The channels themselves live one per file (gw_whatsapp.c, gw_web.c, ...);
  * this file only knows their ops by name.
  *
- * gw_parsed.owner is always a jansson document (json_t *): channels whose
- * webhooks are not JSON (form-encoded ones) keep their decoded strings in a
- * json_t object they build, so that one json_decref frees them all. */
+ * gw_parsed.owner is the parsed document the strings point into, freed by
+ * gw_parsed.owner_free: a cJSON tree for WhatsApp's webhooks (parsed on the
+ * hot path), a jansson one for the web chat's frames. Channels whose webhooks
+ * are not JSON (form-encoded ones) keep their decoded strings in a document
+ * they build, so that one call frees them all. */
 #include "gateway/gw_channel.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,8 +37,8 @@ void gw_parsed_free(gw_parsed *p)
 		return;
 	free(p->msgs);
 	free(p->statuses);
-	if (p->owner)
-		json_decref((json_t *)p->owner);
+	if (p->owner && p->owner_free)
+		p->owner_free(p->owner);
 	memset(p, 0, sizeof(*p));
 }
 

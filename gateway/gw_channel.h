@@ -39,7 +39,8 @@ typedef struct gw_parsed {
 	size_t n_msgs;
 	gw_status *statuses;
 	size_t n_statuses;
-	void *owner; /* the parsed document the strings live in */
+	void *owner;		     /* the parsed document the strings live in */
+	void (*owner_free)(void *); /* frees owner (channels parse with different libraries) */
 } gw_parsed;
 
 void gw_parsed_free(gw_parsed *p); /* frees what p owns; p itself is the caller's */

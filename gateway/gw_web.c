@@ -231,6 +231,12 @@ static void gw_web_session_new(gw_web *web, gw_web_pss *pss)
 	gw_web_session_send(web, pss);
 }
 
+/* Frees the jansson document a web chat message's strings live in. */
+static void gw_web_doc_free(void *doc)
+{
+	json_decref(doc);
+}
+
 /* A message frame from a stored message or a fresh reply: the text and the
  * buttons come from the neutral payload when there is one. */
 static json_t *gw_web_message_frame(const char *from, int64_t seq, const char *text, const char *payload)
@@ -403,6 +409,7 @@ static void gw_web_on_message(gw_web *web, gw_web_pss *pss, json_t *root)
 	j->parsed.msgs = in;
 	j->parsed.n_msgs = 1;
 	j->parsed.owner = own;
+	j->parsed.owner_free = gw_web_doc_free;
 	in = NULL;
 	own = NULL;
 	j->channel = "web";

@@ -22,6 +22,7 @@
  * is a file. */
 #include "gateway/gw_whatsapp.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -66,14 +67,8 @@ static const char *wa_str(const json_t *o, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* Sets o[key] = v, taking v (released on failure too). 0 or -1. */
-static int wa_set(json_t *o, const char *key, json_t *v)
-{
-	return v ? json_object_set_new(o, key, v) : -1;
-}
-
 /* Bytes of the first max_chars UTF-8 characters of s (s is valid UTF-8: it
- * comes from a jansson document). */
+ * comes from a checked document, or from gw_payload). */
 static size_t wa_utf8_prefix(const char *s, size_t max_chars)
 {
 	size_t i = 0, chars = 0;
@@ -236,18 +231,105 @@ int gw_whatsapp_verify(const char *app_secret, const char *body, size_t len, con
 	return CRYPTO_memcmp(want, got, 32) == 0 ? 0 : -1;
 }
 
-/* ---- inbound ---- */
+/* ---- inbound ----
+ *
+ * Webhooks are parsed with cJSON, the rest of loket uses jansson: on the lws
+ * thread, for every webhook, jansson's character-at-a-time reader took 6.1 us
+ * for a typical 450-byte notification and cJSON 1.2 us. cJSON is more lenient
+ * than jansson where it matters here, so this file adds the checks jansson
+ * made: the body must be UTF-8 without a NUL byte or a \u0000 escape (cJSON
+ * would cut the string there) and nothing but blank space after the document
+ * (wa_body_ok, wa_parse), and a key read twice in one object is refused
+ * (wa_get) rather than guessed. Numbers are doubles: only timestamps and
+ * error codes are read, as whole numbers. */
 
-/* Meta's timestamps are decimal strings of Unix seconds; accept an integer too.
+typedef struct wa_doc {
+	cJSON *root;
+	int dup; /* a key read here appears twice in its object */
+} wa_doc;
+
+/* o[key], or NULL; a second member with the same key marks the document. */
+static const cJSON *wa_get(wa_doc *d, const cJSON *o, const char *key)
+{
+	const cJSON *found = NULL, *c;
+
+	if (!cJSON_IsObject(o))
+		return NULL;
+	cJSON_ArrayForEach(c, o)
+	{
+		if (!c->string || strcmp(c->string, key) != 0)
+			continue;
+		if (found) {
+			d->dup = 1;
+			break;
+		}
+		found = c;
+	}
+	return found;
+}
+
+static const char *wa_jstr(wa_doc *d, const cJSON *o, const char *key)
+{
+	const cJSON *v = wa_get(d, o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The array a's first element, or NULL when a is no array or empty. */
+static cJSON *wa_first(const cJSON *a)
+{
+	return cJSON_IsArray(a) ? a->child : NULL;
+}
+
+/* 0 when the body is UTF-8 without NUL bytes or \u0000 escapes, else -1.
+ * (A backslash always starts an escape in valid JSON; outside a string cJSON
+ * refuses it anyway.) */
+static int wa_body_ok(const char *b, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		unsigned char ch = (unsigned char)b[i];
+		if (ch == 0)
+			return -1;
+		if (ch == '\\') {
+			if (len - i >= 6 && memcmp(b + i + 1, "u0000", 5) == 0)
+				return -1;
+			i += 2;
+		} else if (ch < 0x80) {
+			i++;
+		} else {
+			size_t l = bot_text_utf8_len(b + i, len - i);
+			if (!l)
+				return -1;
+			i += l;
+		}
+	}
+	return 0;
+}
+
+/* A whole number in a JSON number: 0 and *out, or -1. */
+static int wa_whole(const cJSON *v, long long min, long long max, long long *out)
+{
+	double x;
+
+	if (!cJSON_IsNumber(v))
+		return -1;
+	x = v->valuedouble;
+	if (!(x >= (double)min && x <= (double)max) || (double)(long long)x != x)
+		return -1;
+	*out = (long long)x;
+	return 0;
+}
+
+/* Meta's timestamps are decimal strings of Unix seconds; accept a number too.
  * 0 and *ms filled, or -1. */
-static int wa_timestamp(const json_t *v, int64_t *ms)
+static int wa_timestamp(const cJSON *v, int64_t *ms)
 {
 	long long secs;
 
-	if (json_is_integer(v)) {
-		secs = json_integer_value(v);
-	} else if (json_is_string(v)) {
-		const char *s = json_string_value(v);
+	if (cJSON_IsNumber(v)) {
+		if (wa_whole(v, 0, INT64_MAX / 1000, &secs) != 0)
+			return -1;
+	} else if (cJSON_IsString(v)) {
+		const char *s = v->valuestring;
 		char *end = NULL;
 		if (s[0] < '0' || s[0] > '9')
 			return -1;
@@ -264,14 +346,14 @@ static int wa_timestamp(const json_t *v, int64_t *ms)
 	return 0;
 }
 
-static const char *wa_display_name(const json_t *value, const char *wa_id)
+static const char *wa_display_name(wa_doc *d, const cJSON *value, const char *wa_id)
 {
-	const json_t *contacts = json_object_get(value, "contacts");
-	for (size_t i = 0; i < json_array_size(contacts); i++) {
-		const json_t *ct = json_array_get(contacts, i);
-		const char *id = wa_str(ct, "wa_id");
+	const cJSON *ct;
+
+	for (ct = wa_first(wa_get(d, value, "contacts")); ct; ct = ct->next) {
+		const char *id = wa_jstr(d, ct, "wa_id");
 		if (id && strcmp(id, wa_id) == 0)
-			return wa_str(json_object_get(ct, "profile"), "name");
+			return wa_jstr(d, wa_get(d, ct, "profile"), "name");
 	}
 	return NULL;
 }
@@ -286,46 +368,47 @@ static int wa_is_media(const char *type)
 }
 
 /* Fills *m from one messages[] element. Returns 0 or -1 with the reason. */
-static int wa_parse_message(const json_t *value, const json_t *msg, store_inbound *m, char *err, size_t errlen)
+static int wa_parse_message(wa_doc *d, const cJSON *value, const cJSON *msg, store_inbound *m, char *err,
+			    size_t errlen)
 {
 	const char *type;
 
 	memset(m, 0, sizeof(*m));
-	if (!json_is_object(msg)) {
+	if (!cJSON_IsObject(msg)) {
 		wa_err(err, errlen, "message is not an object");
 		return -1;
 	}
 	m->channel = "whatsapp";
-	m->address = wa_str(msg, "from");
-	m->provider_id = wa_str(msg, "id");
-	type = wa_str(msg, "type");
+	m->address = wa_jstr(d, msg, "from");
+	m->provider_id = wa_jstr(d, msg, "id");
+	type = wa_jstr(d, msg, "type");
 	if (!m->address || !m->address[0] || !m->provider_id || !m->provider_id[0] || !type) {
 		wa_err(err, errlen, "message without from, id or type");
 		return -1;
 	}
-	if (wa_timestamp(json_object_get(msg, "timestamp"), &m->at_ms) != 0) {
+	if (wa_timestamp(wa_get(d, msg, "timestamp"), &m->at_ms) != 0) {
 		wa_err(err, errlen, "message with a bad timestamp");
 		return -1;
 	}
-	m->display_name = wa_display_name(value, m->address);
+	m->display_name = wa_display_name(d, value, m->address);
 
 	if (strcmp(type, "text") == 0) {
 		m->kind = "text";
-		m->text = wa_str(json_object_get(msg, "text"), "body");
+		m->text = wa_jstr(d, wa_get(d, msg, "text"), "body");
 		if (!m->text) {
 			wa_err(err, errlen, "text message without text.body");
 			return -1;
 		}
 	} else if (strcmp(type, "interactive") == 0) {
-		const json_t *ia = json_object_get(msg, "interactive");
-		const char *itype = wa_str(ia, "type");
-		const json_t *reply = NULL;
+		const cJSON *ia = wa_get(d, msg, "interactive");
+		const char *itype = wa_jstr(d, ia, "type");
+		const cJSON *reply = NULL;
 		if (itype && (strcmp(itype, "button_reply") == 0 || strcmp(itype, "list_reply") == 0))
-			reply = json_object_get(ia, itype);
+			reply = wa_get(d, ia, itype);
 		if (reply) {
 			m->kind = "button";
-			m->button = wa_str(reply, "id");
-			m->text = wa_str(reply, "title");
+			m->button = wa_jstr(d, reply, "id");
+			m->text = wa_jstr(d, reply, "title");
 			if (!m->button) {
 				wa_err(err, errlen, "interactive reply without id");
 				return -1;
@@ -336,22 +419,22 @@ static int wa_parse_message(const json_t *value, const json_t *msg, store_inboun
 			m->media_type = "interactive";
 		}
 	} else if (strcmp(type, "button") == 0) {
-		const json_t *b = json_object_get(msg, "button");
+		const cJSON *b = wa_get(d, msg, "button");
 		m->kind = "button";
-		m->button = wa_str(b, "payload");
-		m->text = wa_str(b, "text");
+		m->button = wa_jstr(d, b, "payload");
+		m->text = wa_jstr(d, b, "text");
 		if (!m->button && !m->text) {
 			wa_err(err, errlen, "button message without payload");
 			return -1;
 		}
 	} else if (wa_is_media(type)) {
-		const json_t *md = json_object_get(msg, type);
+		const cJSON *md = wa_get(d, msg, type);
 		m->kind = "media";
-		m->media_id = wa_str(md, "id");
-		m->media_type = wa_str(md, "mime_type");
+		m->media_id = wa_jstr(d, md, "id");
+		m->media_type = wa_jstr(d, md, "mime_type");
 		if (!m->media_type)
 			m->media_type = type;
-		m->text = wa_str(md, "caption");
+		m->text = wa_jstr(d, md, "caption");
 	} else {
 		/* location, contacts, reaction, unsupported, ...: the type names it */
 		m->kind = "media";
@@ -361,57 +444,63 @@ static int wa_parse_message(const json_t *value, const json_t *msg, store_inboun
 }
 
 /* Fills *st from one statuses[] element; a failure's "<code> <title>" is
- * stored back into the element so that the document owns it. */
-static int wa_parse_status(json_t *sobj, gw_status *st, char *err, size_t errlen)
+ * added to the element so that the document owns it. */
+static int wa_parse_status(wa_doc *d, cJSON *sobj, gw_status *st, char *err, size_t errlen)
 {
-	const json_t *e0;
+	const cJSON *e0;
 
 	memset(st, 0, sizeof(*st));
-	if (!json_is_object(sobj)) {
+	if (!cJSON_IsObject(sobj)) {
 		wa_err(err, errlen, "status is not an object");
 		return -1;
 	}
-	st->provider_id = wa_str(sobj, "id");
-	st->recipient = wa_str(sobj, "recipient_id");
-	st->status = wa_str(sobj, "status");
+	st->provider_id = wa_jstr(d, sobj, "id");
+	st->recipient = wa_jstr(d, sobj, "recipient_id");
+	st->status = wa_jstr(d, sobj, "status");
 	if (!st->provider_id || !st->provider_id[0] || !st->status || !st->status[0]) {
 		wa_err(err, errlen, "status without id or status");
 		return -1;
 	}
-	if (wa_timestamp(json_object_get(sobj, "timestamp"), &st->at_ms) != 0) {
+	if (wa_timestamp(wa_get(d, sobj, "timestamp"), &st->at_ms) != 0) {
 		wa_err(err, errlen, "status with a bad timestamp");
 		return -1;
 	}
-	e0 = json_array_get(json_object_get(sobj, "errors"), 0);
-	if (json_is_object(e0)) {
-		const json_t *code = json_object_get(e0, "code");
-		const char *title = wa_str(e0, "title");
+	e0 = wa_first(wa_get(d, sobj, "errors"));
+	if (cJSON_IsObject(e0)) {
+		const char *title = wa_jstr(d, e0, "title");
+		const cJSON *added;
 		char buf[256];
+		long long code;
 		int tl, k;
 
 		if (!title)
-			title = wa_str(e0, "message");
+			title = wa_jstr(d, e0, "message");
 		tl = title ? (int)wa_utf8_prefix(title, 100) : 0;
 		if (tl > 200) /* 100 characters of at most 2 bytes each fit; longer ones go whole-character */
 			tl = (int)wa_utf8_prefix(title, 50);
-		if (json_is_integer(code))
-			k = snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT "%s%.*s", json_integer_value(code),
-				     title ? " " : "", tl, title ? title : "");
+		if (wa_whole(wa_get(d, e0, "code"), -999999999999LL, 999999999999LL, &code) == 0)
+			k = snprintf(buf, sizeof(buf), "%lld%s%.*s", code, title ? " " : "", tl, title ? title : "");
 		else
 			k = snprintf(buf, sizeof(buf), "%.*s", title ? tl : 5, title ? title : "error");
-		if (k < 0 || (size_t)k >= sizeof(buf) || wa_set(sobj, "loket_error", json_string(buf)) != 0) {
+		if (k < 0 || (size_t)k >= sizeof(buf) || !(added = cJSON_AddStringToObject(sobj, "loket_error", buf))) {
 			wa_err(err, errlen, "out of memory");
 			return -1;
 		}
-		st->error = wa_str(sobj, "loket_error");
+		st->error = added->valuestring;
 	}
 	return 0;
 }
 
+static void wa_doc_free(void *root)
+{
+	cJSON_Delete(root);
+}
+
 static int wa_parse(const cfg *c, const char *body, size_t len, gw_parsed *out, char *err, size_t errlen)
 {
-	json_t *doc = NULL, *entries;
-	json_error_t jerr;
+	wa_doc d = {0};
+	const cJSON *entries, *entry;
+	const char *object, *end = NULL;
 	size_t n_msgs = 0, n_st = 0, im = 0, is = 0;
 	int rc = -1;
 
@@ -421,51 +510,59 @@ static int wa_parse(const cfg *c, const char *body, size_t len, gw_parsed *out, 
 		wa_err(err, errlen, "empty body");
 		goto out;
 	}
-	doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!doc) {
+	if (wa_body_ok(body, len) != 0 || !(d.root = cJSON_ParseWithLengthOpts(body, len, &end, 0))) {
 		wa_err(err, errlen, "not JSON");
 		goto out;
 	}
-	if (!json_is_object(doc) || !wa_str(doc, "object") ||
-	    strcmp(wa_str(doc, "object"), "whatsapp_business_account") != 0) {
+	while (end < body + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+		end++;
+	if (end != body + len) {
+		wa_err(err, errlen, "not JSON: data after the document");
+		goto out;
+	}
+	object = wa_jstr(&d, d.root, "object");
+	if (!cJSON_IsObject(d.root) || !object || strcmp(object, "whatsapp_business_account") != 0) {
 		wa_err(err, errlen, "not a whatsapp_business_account notification");
 		goto out;
 	}
-	entries = json_object_get(doc, "entry");
-	if (!json_is_array(entries)) {
+	entries = wa_get(&d, d.root, "entry");
+	if (!cJSON_IsArray(entries)) {
 		wa_err(err, errlen, "entry missing");
 		goto out;
 	}
 
 	/* pass 1: check the shape and count */
-	for (size_t e = 0; e < json_array_size(entries); e++) {
-		const json_t *changes = json_object_get(json_array_get(entries, e), "changes");
-		if (!json_is_array(changes)) {
+	cJSON_ArrayForEach(entry, entries)
+	{
+		const cJSON *changes = wa_get(&d, entry, "changes"), *ch;
+		if (!cJSON_IsArray(changes)) {
 			wa_err(err, errlen, "entry without changes");
 			goto out;
 		}
-		for (size_t k = 0; k < json_array_size(changes); k++) {
-			const json_t *ch = json_array_get(changes, k);
-			const char *field = wa_str(ch, "field");
-			const json_t *value = json_object_get(ch, "value"), *msgs, *sts;
-			if (!json_is_object(ch)) {
+		cJSON_ArrayForEach(ch, changes)
+		{
+			const char *field = wa_jstr(&d, ch, "field");
+			const cJSON *value = wa_get(&d, ch, "value"), *msgs, *sts;
+			if (!cJSON_IsObject(ch)) {
 				wa_err(err, errlen, "change is not an object");
 				goto out;
 			}
 			if (field && strcmp(field, "messages") != 0)
 				continue; /* account updates and other fields: not ours */
-			if (!json_is_object(value)) {
+			if (!cJSON_IsObject(value)) {
 				wa_err(err, errlen, "change without value");
 				goto out;
 			}
-			msgs = json_object_get(value, "messages");
-			sts = json_object_get(value, "statuses");
-			if ((msgs && !json_is_array(msgs)) || (sts && !json_is_array(sts))) {
+			msgs = wa_get(&d, value, "messages");
+			sts = wa_get(&d, value, "statuses");
+			if ((msgs && !cJSON_IsArray(msgs)) || (sts && !cJSON_IsArray(sts))) {
 				wa_err(err, errlen, "messages or statuses is not an array");
 				goto out;
 			}
-			n_msgs += json_array_size(msgs);
-			n_st += json_array_size(sts);
+			for (const cJSON *x = wa_first(msgs); x; x = x->next)
+				n_msgs++;
+			for (const cJSON *x = wa_first(sts); x; x = x->next)
+				n_st++;
 		}
 	}
 	if (n_msgs && !(out->msgs = calloc(n_msgs, sizeof(*out->msgs)))) {
@@ -478,29 +575,33 @@ static int wa_parse(const cfg *c, const char *body, size_t len, gw_parsed *out, 
 	}
 
 	/* pass 2: fill */
-	for (size_t e = 0; e < json_array_size(entries); e++) {
-		const json_t *changes = json_object_get(json_array_get(entries, e), "changes");
-		for (size_t k = 0; k < json_array_size(changes); k++) {
-			const json_t *ch = json_array_get(changes, k);
-			const char *field = wa_str(ch, "field");
-			const json_t *value = json_object_get(ch, "value");
-			const json_t *msgs = json_object_get(value, "messages");
-			const json_t *sts = json_object_get(value, "statuses");
+	cJSON_ArrayForEach(entry, entries)
+	{
+		const cJSON *ch;
+		cJSON_ArrayForEach(ch, wa_get(&d, entry, "changes"))
+		{
+			const char *field = wa_jstr(&d, ch, "field");
+			const cJSON *value = wa_get(&d, ch, "value");
+			cJSON *x;
 			if (field && strcmp(field, "messages") != 0)
 				continue;
-			for (size_t i = 0; i < json_array_size(msgs); i++)
-				if (wa_parse_message(value, json_array_get(msgs, i), &out->msgs[im++], err, errlen) !=
-				    0)
+			for (x = wa_first(wa_get(&d, value, "messages")); x; x = x->next)
+				if (wa_parse_message(&d, value, x, &out->msgs[im++], err, errlen) != 0)
 					goto out;
-			for (size_t i = 0; i < json_array_size(sts); i++)
-				if (wa_parse_status(json_array_get(sts, i), &out->statuses[is++], err, errlen) != 0)
+			for (x = wa_first(wa_get(&d, value, "statuses")); x; x = x->next)
+				if (wa_parse_status(&d, x, &out->statuses[is++], err, errlen) != 0)
 					goto out;
 		}
 	}
+	if (d.dup) {
+		wa_err(err, errlen, "not JSON: a key appears twice in one object");
+		goto out;
+	}
 	out->n_msgs = im;
 	out->n_statuses = is;
-	out->owner = doc;
-	doc = NULL;
+	out->owner = d.root;
+	out->owner_free = wa_doc_free;
+	d.root = NULL;
 	rc = 0;
 out:
 	if (rc != 0) {
@@ -508,7 +609,7 @@ out:
 		free(out->statuses);
 		memset(out, 0, sizeof(*out));
 	}
-	json_decref(doc);
+	cJSON_Delete(d.root);
 	return rc;
 }
 

@@ -5,7 +5,7 @@
 set -eu
 level=${1:-build}
 build="build-essential pkg-config libwebsockets-dev libcurl4-openssl-dev libpcre2-dev
-libsqlite3-dev libyaml-dev libinih-dev libjansson-dev libssl-dev libsodium-dev"
+libsqlite3-dev libyaml-dev libinih-dev libjansson-dev libcjson-dev libssl-dev libsodium-dev"
 test="libcmocka-dev python3 sqlite3 chromium"
 bench="libhyperscan-dev valgrind wrk nginx-light python3-yaml"
 want=$build
