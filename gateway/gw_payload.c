@@ -25,7 +25,12 @@ static char *pl_utf8_clean(const char *s, size_t n)
 	if (!out)
 		return NULL;
 	for (size_t i = 0; i < n;) {
-		size_t l = u[i] ? bot_text_utf8_len(s + i, n - i) : 0;
+		size_t l;
+		if (u[i] && u[i] < 0x80) { /* ASCII: most of an office's answers */
+			*o++ = s[i++];
+			continue;
+		}
+		l = u[i] ? bot_text_utf8_len(s + i, n - i) : 0;
 		if (l) {
 			memcpy(o, s + i, l);
 			o += l;

@@ -183,10 +183,9 @@ int store_out_insert(store *s, const store_conv *c, const char *author, const ch
 	int rc = store_exec_stmt(s, st);
 	if (rc != STORE_OK)
 		return rc;
+	/* No history row: the message's own at_ms and first status start its
+	 * history; message_status holds the changes (docs/store.md). */
 	int64_t id = sqlite3_last_insert_rowid(s->db);
-	rc = store_status_insert(s, id, status, NULL, now_ms);
-	if (rc != STORE_OK)
-		return rc;
 	if (o->queue && !o->sandboxed) {
 		/* leased (store_outbox_lease's convention): next attempt at the lease's end */
 		st = store_stmt(
