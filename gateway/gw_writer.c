@@ -24,6 +24,18 @@
 #include "gateway/gw_checkpoint.h"
 #include "gateway/gw_handle.h"
 
+/* A status kept for a later round (gw_writer_early_*). */
+typedef struct gw_early {
+	const char *channel;			     /* static */
+	char *recipient, *provider_id, *status, *error; /* owned; error may be NULL */
+	int64_t at_ms;
+	int64_t since_ms; /* monotonic: when it first found nothing */
+	int applied;	  /* found in the round in progress */
+} gw_early;
+
+#define GW_EARLY_MAX 1024
+#define GW_EARLY_TTL_MS 10000
+
 struct gw_writer {
 	gw_writer_opts o;
 	store *st;
@@ -53,6 +65,12 @@ struct gw_writer {
 	int64_t y_done;		 /* the last round synced */
 	int sync_stopping;
 	int64_t round_seq; /* writer thread only */
+
+	/* delivery statuses that found no message yet, writer thread only
+	 * (gw_writer_early_*): Meta's "sent" can arrive before the sender's
+	 * outcome that records the provider id is written */
+	gw_early *early;
+	size_t n_early;
 
 	/* batch scratch, writer thread only */
 	store_inbound *in;
@@ -188,24 +206,129 @@ static void gw_writer_account(gw_writer *w, gw_job *j, size_t i, const store_inb
 		gw_writer_copy_replies(j, d, r);
 }
 
+/* ---- statuses ---- */
+
+static void gw_writer_status_log(int known, int late, const char *channel, const char *provider_id,
+				 const char *status)
+{
+	char id[96], st[32];
+
+	log_event(known && !late ? LOG_DEBUG : LOG_INFO, "status", "channel=%s provider_id=%s status=%s known=%d%s", channel,
+		  log_kv_str(provider_id, id, sizeof(id)), log_kv_str(status, st, sizeof(st)), known,
+		  late ? " late=1" : "");
+}
+
+static void gw_early_free(gw_early *e)
+{
+	free(e->recipient);
+	free(e->provider_id);
+	free(e->status);
+	free(e->error);
+}
+
+/* Forgets entry i; the others keep their order (a message's "sent" before
+ * its "delivered"). */
+static void gw_writer_early_drop(gw_writer *w, size_t i)
+{
+	gw_early_free(&w->early[i]);
+	memmove(&w->early[i], &w->early[i + 1], (w->n_early - i - 1) * sizeof(*w->early));
+	w->n_early--;
+}
+
+/* Keeps a status that found no message, to be tried again after later
+ * rounds' sender outcomes for GW_EARLY_TTL_MS. When the list is full the
+ * oldest is given up. Returns 0, or -1 when it could not be kept. */
+static int gw_writer_early_keep(gw_writer *w, const char *channel, const gw_status *s)
+{
+	gw_early e = {.channel = channel, .at_ms = s->at_ms, .since_ms = clock_mono_ms()};
+
+	if (!w->early && !(w->early = calloc(GW_EARLY_MAX, sizeof(*w->early))))
+		return -1;
+	for (size_t i = 0; i < w->n_early; i++) /* the provider's retry of the same report */
+		if (strcmp(w->early[i].provider_id, s->provider_id) == 0 && strcmp(w->early[i].status, s->status) == 0 &&
+		    strcmp(w->early[i].recipient, s->recipient) == 0)
+			return 0;
+	e.recipient = strdup(s->recipient);
+	e.provider_id = strdup(s->provider_id);
+	e.status = strdup(s->status);
+	e.error = s->error ? strdup(s->error) : NULL;
+	if (!e.recipient || !e.provider_id || !e.status || (s->error && !e.error)) {
+		gw_early_free(&e);
+		return -1;
+	}
+	if (w->n_early == GW_EARLY_MAX) {
+		size_t oldest = 0;
+		for (size_t i = 1; i < w->n_early; i++)
+			if (w->early[i].since_ms < w->early[oldest].since_ms)
+				oldest = i;
+		gw_writer_status_log(0, 0, w->early[oldest].channel, w->early[oldest].provider_id,
+				     w->early[oldest].status);
+		gw_writer_early_drop(w, oldest);
+	}
+	w->early[w->n_early++] = e;
+	return 0;
+}
+
+/* Inside a round, after the sender's outcomes: tries every kept status again
+ * (marked applied when it found its message) and gives up those older than
+ * the TTL. A failure other than "not found" leaves the entry for the next
+ * round; the round's own failure is the caller's (gw_writer_early_settle). */
+static void gw_writer_early_retry(gw_writer *w, int outcomes)
+{
+	int64_t now = clock_mono_ms();
+
+	for (size_t i = 0; i < w->n_early;) {
+		gw_early *e = &w->early[i];
+		int rc = STORE_ERR_NOTFOUND;
+		if (outcomes && !e->applied)
+			rc = store_msg_status(w->st, e->channel, e->recipient, e->provider_id, e->status, e->error,
+					      e->at_ms ? e->at_ms : clock_wall_ms());
+		if (rc == STORE_OK)
+			e->applied = 1;
+		if (rc == STORE_ERR_NOTFOUND && !e->applied && now - e->since_ms >= GW_EARLY_TTL_MS) {
+			gw_writer_status_log(0, 0, e->channel, e->provider_id, e->status);
+			gw_writer_early_drop(w, i);
+			continue;
+		}
+		i++;
+	}
+}
+
+/* After the round: the statuses it applied are done when it committed, and
+ * are tried again when it did not. */
+static void gw_writer_early_settle(gw_writer *w, int round_rc)
+{
+	for (size_t i = 0; i < w->n_early;) {
+		gw_early *e = &w->early[i];
+		if (e->applied && round_rc == STORE_OK) {
+			gw_writer_status_log(1, 1, e->channel, e->provider_id, e->status);
+			gw_writer_early_drop(w, i);
+			continue;
+		}
+		e->applied = 0;
+		i++;
+	}
+}
+
 static void gw_writer_statuses(gw_writer *w, gw_job *j)
 {
+	const char *channel = j->channel ? j->channel : "whatsapp";
+
 	for (size_t k = 0; k < j->parsed.n_statuses; k++) {
 		const gw_status *s = &j->parsed.statuses[k];
-		char id[96], st[32];
 		int rc;
 
 		if (!s->provider_id || !s->status)
 			continue;
 		/* the id is looked up among the recipient's messages: without
 		 * one it cannot be found (Meta always names it) */
-		rc = !s->recipient ? STORE_ERR_NOTFOUND : store_msg_status(w->st, j->channel ? j->channel : "whatsapp", s->recipient, s->provider_id,
-				      s->status, s->error, s->at_ms ? s->at_ms : clock_wall_ms());
+		rc = !s->recipient ? STORE_ERR_NOTFOUND
+				   : store_msg_status(w->st, channel, s->recipient, s->provider_id, s->status, s->error,
+						      s->at_ms ? s->at_ms : clock_wall_ms());
+		if (rc == STORE_ERR_NOTFOUND && s->recipient && gw_writer_early_keep(w, channel, s) == 0)
+			continue; /* its reply's outcome may not be written yet */
 		if (rc == STORE_OK || rc == STORE_ERR_NOTFOUND) {
-			log_event(rc == STORE_OK ? LOG_DEBUG : LOG_INFO, "status",
-				  "channel=%s provider_id=%s status=%s known=%d", j->channel ? j->channel : "whatsapp",
-				  log_kv_str(s->provider_id, id, sizeof(id)), log_kv_str(s->status, st, sizeof(st)),
-				  rc == STORE_OK);
+			gw_writer_status_log(rc == STORE_OK, 0, channel, s->provider_id, s->status);
 			continue;
 		}
 		log_event(LOG_ERROR, "status_store_failed", "rc=%s", store_rc_str(rc));
@@ -278,6 +401,9 @@ static int gw_writer_batch(gw_writer *w, gw_job *batch)
 			}
 			if (has_turn)
 				gw_sender_turn_run(w->st, &turn, clock_wall_ms());
+			/* statuses that came before their reply's outcome */
+			if (w->n_early)
+				gw_writer_early_retry(w, has_turn && turn.n_results > 0);
 			/* statuses last: a "sent" or "delivered" that Meta reports for a
 			 * reply whose outcome this same round records finds its
 			 * provider id */
@@ -286,6 +412,7 @@ static int gw_writer_batch(gw_writer *w, gw_job *batch)
 					gw_writer_statuses(w, j);
 			round_rc = store_round_commit(w->st);
 		}
+		gw_writer_early_settle(w, round_rc);
 		if (round_rc != STORE_OK) {
 			char er[200];
 			log_event(LOG_ERROR, "round_failed", "messages=%zu statuses=%zu rc=%s detail=%s", total,
@@ -624,6 +751,11 @@ void gw_writer_stop(gw_writer *w)
 		next = j->next;
 		gw_job_free(j);
 	}
+	while (w->n_early) {
+		gw_writer_status_log(0, 0, w->early[0].channel, w->early[0].provider_id, w->early[0].status);
+		gw_writer_early_drop(w, 0);
+	}
+	free(w->early);
 	store_syncer_free(w->sy);
 	gw_checkpoint_stop(w->ckpt);
 	gw_handle_free(w->h);

@@ -15,15 +15,17 @@ As a module (in-process, on a thread):
     p.set_mode("500", count=2); p.requests(); p.reset(); p.stop()
 
 HTTP control interface (not recorded):
-    POST /_control  {"mode": "ok"|"500"|"429"|"window"|"bad"|"hang", "count": N}
+    POST /_control  {"mode": "ok"|"slow"|"500"|"429"|"window"|"bad"|"hang", "count": N}
                     the mode holds for the next N recorded requests, then "ok"
                     again; without count it holds until changed
-    GET  /_requests a JSON array of {"method", "path", "headers", "body", "time"}
+    GET  /_requests a JSON array of {"method", "path", "headers", "body", "time",
+                    "wamid"} (wamid: the id an ok or slow answer gives, else null)
     POST /_reset    forgets the requests, mode back to "ok"
 
 Modes, for every other request:
     ok      200, {"messaging_product": "whatsapp", "contacts": [...],
             "messages": [{"id": "wamid.test.<n>"}]} with n unique per provider
+    slow    as ok, after SLOW_S seconds (the id is known, in /_requests, at once)
     500     500 with a Graph API error object (code 1, "An unknown error occurred")
     429     429 with Meta's throughput error (code 130429), as the fixture
             whatsapp_send_error_ratelimit.json
@@ -43,8 +45,9 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MODES = ("ok", "500", "429", "window", "bad", "hang")
+MODES = ("ok", "slow", "500", "429", "window", "bad", "hang")
 HANG_MAX_S = 60.0
+SLOW_S = 1.5
 
 ERR_500 = {"error": {"message": "An unknown error occurred", "type": "OAuthException", "code": 1,
                      "error_subcode": 99, "fbtrace_id": "AtestFbtrace500"}}
@@ -101,9 +104,10 @@ class _State:
                     if self.count == 0:
                         self.mode, self.count = "ok", None
             wamid = None
-            if mode == "ok":
+            if mode in ("ok", "slow"):
                 self.next_id += 1
                 wamid = "wamid.test.%d" % self.next_id
+            entry["wamid"] = wamid
             return mode, wamid
 
     def requests(self):
@@ -171,6 +175,9 @@ class _Handler(BaseHTTPRequestHandler):
             "time": time.time(),
         }
         mode, wamid = self.state.record(entry)
+        if mode == "slow":
+            time.sleep(SLOW_S)
+            mode = "ok"
         if mode == "ok":
             to = ""
             try:

@@ -115,6 +115,29 @@ class Webhooks(ServerTestCase):
         self.assertIn("131047", error or "")
         self.assertEqual(self.gw.post_webhook(fixture("whatsapp_status_failed.json")), 200)
 
+    def test_status_before_the_send_outcome_is_applied_late(self):
+        # Meta can report "sent" and "delivered" before its answer to the send
+        # reaches loket: the provider answers 1.5 s late, the statuses come
+        # at once, and they still land on the message once the send is known.
+        sender = "6281200000651"
+        self.p.set_mode("slow", count=1)
+        self.assertEqual(self.gw.post_webhook(webhook_text(sender, "wamid.early.1", "jam buka kantor")), 200)
+        req = wait_for(lambda: [r for r in self.p.requests() if r.get("wamid") and sender in r["body"]])
+        self.assertTrue(req, "the reply never reached the provider")
+        wamid = req[0]["wamid"]
+        for status in ("sent", "delivered"):
+            self.assertEqual(self.gw.post_webhook(webhook_status(wamid, status, sender)), 200, status)
+        self.assertEqual(self.gw.db_rows("SELECT count(*) FROM messages WHERE provider_id = ?", (wamid,))[0][0], 0,
+                         "the send's outcome should not be known yet")
+        got = wait_for(lambda: self.gw.db_rows(
+            "SELECT status FROM messages WHERE provider_id = ? AND status = 'delivered'", (wamid,)), timeout=10)
+        self.assertTrue(got, "the early delivered status was lost")
+        hist = [r[0] for r in self.gw.db_rows(
+            "SELECT h.status FROM message_status h JOIN messages m ON m.id = h.message_id "
+            "WHERE m.provider_id = ? ORDER BY h.id", (wamid,))]
+        self.assertEqual(hist, ["sent", "sent", "delivered"], "the outcome, then the reports in order")
+        self.assertIn("late=1", self.gw.log())
+
     def test_provider_500_then_ok_delivers_after_retry(self):
         sender = "6281200000701"
         before = len(self.p.requests())
