@@ -1011,6 +1011,11 @@ static void test_wa_classify(void **state)
 	    {"404 empty", 404, NULL, GW_SEND_PERMANENT, "", "http 404"},
 	    {"error of wrong type", 400, "{\"error\":\"nope\"}", GW_SEND_PERMANENT, "", "http 400"},
 	    {"redirect", 302, "", GW_SEND_PERMANENT, "", NULL},
+	    {"answer not UTF-8: read as empty", 400, "{\"error\":{\"code\":131047,\"message\":\"bad \xff\"}}",
+	     GW_SEND_PERMANENT, "", "http 400"},
+	    {"id not UTF-8: none", 200, "{\"messages\":[{\"id\":\"wamid.\xc3\"}]}", GW_SEND_OK, "", NULL},
+	    {"code not a whole number", 400, "{\"error\":{\"code\":131047.5,\"message\":\"x\"}}", GW_SEND_PERMANENT,
+	     "", "http 400"},
 	};
 
 	(void)state;
