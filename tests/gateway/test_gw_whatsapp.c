@@ -591,6 +591,112 @@ static void test_wa_parse_strictness(void **state)
 	}
 }
 
+/* Mutations of the fixtures (bytes flipped, inserted, deleted, cut, spliced
+ * from another fixture), 20,000 of them from a fixed seed: parse never
+ * crashes (the suite also runs under ASan), fails with a reason and an empty
+ * result, or succeeds with messages that have what the writer needs and text
+ * that is valid UTF-8. */
+static void test_wa_parse_mutations(void **state)
+{
+	static const char *const names[] = {"whatsapp_text.json",	  "whatsapp_button_reply.json",
+					    "whatsapp_list_reply.json",	  "whatsapp_image.json",
+					    "whatsapp_status_delivered.json", "whatsapp_status_failed.json"};
+	enum { N = sizeof(names) / sizeof(names[0]) };
+	static const char tokens[] = "{}[]\",:\\u0000\xff\xc3\xa9 09-.eE";
+	char *src[N];
+	size_t len[N];
+	uint64_t seed = 0x10ce7;
+	int ok = 0, refused = 0;
+	cfg c;
+
+	(void)state;
+	test_cfg(&c);
+	for (size_t i = 0; i < N; i++)
+		src[i] = read_fixture(names[i], &len[i]);
+	for (int it = 0; it < 20000; it++) {
+		size_t k = (size_t)(seed % N), n = len[k], cap = n * 2 + 64;
+		char *b = malloc(cap);
+		assert_non_null(b);
+		memcpy(b, src[k], n);
+		for (int m = 0, muts = 1 + (int)((seed >> 8) % 4); m < muts; m++) {
+			seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+			size_t at = n ? (size_t)(seed >> 33) % n : 0;
+			switch ((seed >> 20) % 5) {
+			case 0: /* flip a byte */
+				if (n)
+					b[at] = (char)(seed >> 40);
+				break;
+			case 1: /* insert a token byte */
+				if (n + 1 < cap) {
+					memmove(b + at + 1, b + at, n - at);
+					b[at] = tokens[(seed >> 45) % (sizeof(tokens) - 1)];
+					n++;
+				}
+				break;
+			case 2: /* delete a run */
+				if (n) {
+					size_t run = 1 + (size_t)(seed >> 50) % 8;
+					if (run > n - at)
+						run = n - at;
+					memmove(b + at, b + at + run, n - at - run);
+					n -= run;
+				}
+				break;
+			case 3: /* cut */
+				n = at;
+				break;
+			default: { /* splice a piece of another fixture */
+				size_t o = (size_t)(seed >> 12) % N, from = len[o] ? (size_t)(seed >> 24) % len[o] : 0;
+				size_t run = 1 + (size_t)(seed >> 52) % 32;
+				if (run > len[o] - from)
+					run = len[o] - from;
+				if (n + run < cap) {
+					memmove(b + at + run, b + at, n - at);
+					memcpy(b + at, src[o] + from, run);
+					n += run;
+				}
+			}
+			}
+		}
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+
+		gw_parsed p;
+		char err[128] = "";
+		char *exact = malloc(n ? n : 1); /* exactly n bytes: ASan sees any read past the end */
+		assert_non_null(exact);
+		memcpy(exact, b, n);
+		int rc = gw_whatsapp_ops.parse(&c, exact, n, &p, err, sizeof(err));
+		if (rc != 0) {
+			if (rc != -1 || !err[0] || p.msgs || p.statuses || p.owner)
+				fail_msg("mutation %d: rc %d, reason \"%s\"", it, rc, err);
+			refused++;
+		} else {
+			for (size_t i = 0; i < p.n_msgs; i++) {
+				const store_inbound *m = &p.msgs[i];
+				if (!m->channel || !m->address || !m->address[0] || !m->provider_id || !m->kind)
+					fail_msg("mutation %d: message %zu incomplete", it, i);
+				json_t *js = m->text ? json_string(m->text) : NULL; /* jansson checks UTF-8 */
+				if (m->text && !js)
+					fail_msg("mutation %d: text not UTF-8", it);
+				json_decref(js);
+			}
+			for (size_t i = 0; i < p.n_statuses; i++)
+				if (!p.statuses[i].provider_id || !p.statuses[i].status)
+					fail_msg("mutation %d: status %zu incomplete", it, i);
+			gw_parsed_free(&p);
+			ok++;
+		}
+		free(exact);
+		free(b);
+	}
+	print_message("mutations: %d parsed, %d refused\n", ok, refused);
+	/* both outcomes were exercised */
+	assert_true(ok > 100);
+	assert_true(refused > 100);
+	for (size_t i = 0; i < N; i++)
+		free(src[i]);
+}
+
 /* ---- building requests ---- */
 
 /* 9 and 7 emoji (4 bytes each); 9 em dashes (3 bytes) separated by spaces */
@@ -1082,6 +1188,7 @@ int main(void)
 	    cmocka_unit_test(test_wa_parse_mixed_batch),
 	    cmocka_unit_test(test_wa_parse_malformed),
 	    cmocka_unit_test(test_wa_parse_strictness),
+	    cmocka_unit_test(test_wa_parse_mutations),
 	    cmocka_unit_test(test_wa_build_cases),
 	    cmocka_unit_test(test_wa_build_long_text_drops_interactive),
 	    cmocka_unit_test(test_wa_build_kept_bodies),
