@@ -3,7 +3,7 @@
 # `loket serve` (synchronous=FULL), replies delivered to nginx on 127.0.0.1
 # answering Meta's success body. Prints one block of figures; see README.md.
 #
-# usage: run.sh [LOKET]   env: DURATION (s, 10) CONNS (64) PER_THREAD (bodies per wrk thread, 180000)
+# usage: run.sh [LOKET]   env: DURATION (s, 10) CONNS (webhooks in flight, 256) PER_THREAD (bodies per wrk thread, 180000)
 #                          SENDER_CONCURRENCY ([sender] concurrency, 128)
 #                          SANDBOX=1: no access token, replies stored as sandboxed (the writer alone)
 set -eu
@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 loket=${1:-$root/bin/loket}
 duration=${DURATION:-10}
-conns=${CONNS:-64}
+conns=${CONNS:-256}
 per=${PER_THREAD:-180000}
 threads=2
 secret=bench-app-secret-0123456789abcdef
