@@ -39,7 +39,7 @@ typedef struct gw_parsed {
 	size_t n_msgs;
 	gw_status *statuses;
 	size_t n_statuses;
-	void *owner;		     /* the parsed document the strings live in */
+	void *owner;		    /* the parsed document the strings live in */
 	void (*owner_free)(void *); /* frees owner (channels parse with different libraries) */
 } gw_parsed;
 

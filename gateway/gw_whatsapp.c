@@ -368,8 +368,7 @@ static int wa_is_media(const char *type)
 }
 
 /* Fills *m from one messages[] element. Returns 0 or -1 with the reason. */
-static int wa_parse_message(wa_doc *d, const cJSON *value, const cJSON *msg, store_inbound *m, char *err,
-			    size_t errlen)
+static int wa_parse_message(wa_doc *d, const cJSON *value, const cJSON *msg, store_inbound *m, char *err, size_t errlen)
 {
 	const char *type;
 

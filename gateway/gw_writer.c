@@ -26,7 +26,7 @@
 
 /* A status kept for a later round (gw_writer_early_*). */
 typedef struct gw_early {
-	const char *channel;			     /* static */
+	const char *channel;				/* static */
 	char *recipient, *provider_id, *status, *error; /* owned; error may be NULL */
 	int64_t at_ms;
 	int64_t since_ms; /* monotonic: when it first found nothing */
@@ -208,13 +208,12 @@ static void gw_writer_account(gw_writer *w, gw_job *j, size_t i, const store_inb
 
 /* ---- statuses ---- */
 
-static void gw_writer_status_log(int known, int late, const char *channel, const char *provider_id,
-				 const char *status)
+static void gw_writer_status_log(int known, int late, const char *channel, const char *provider_id, const char *status)
 {
 	char id[96], st[32];
 
-	log_event(known && !late ? LOG_DEBUG : LOG_INFO, "status", "channel=%s provider_id=%s status=%s known=%d%s", channel,
-		  log_kv_str(provider_id, id, sizeof(id)), log_kv_str(status, st, sizeof(st)), known,
+	log_event(known && !late ? LOG_DEBUG : LOG_INFO, "status", "channel=%s provider_id=%s status=%s known=%d%s",
+		  channel, log_kv_str(provider_id, id, sizeof(id)), log_kv_str(status, st, sizeof(st)), known,
 		  late ? " late=1" : "");
 }
 
@@ -245,8 +244,8 @@ static int gw_writer_early_keep(gw_writer *w, const char *channel, const gw_stat
 	if (!w->early && !(w->early = calloc(GW_EARLY_MAX, sizeof(*w->early))))
 		return -1;
 	for (size_t i = 0; i < w->n_early; i++) /* the provider's retry of the same report */
-		if (strcmp(w->early[i].provider_id, s->provider_id) == 0 && strcmp(w->early[i].status, s->status) == 0 &&
-		    strcmp(w->early[i].recipient, s->recipient) == 0)
+		if (strcmp(w->early[i].provider_id, s->provider_id) == 0 &&
+		    strcmp(w->early[i].status, s->status) == 0 && strcmp(w->early[i].recipient, s->recipient) == 0)
 			return 0;
 	e.recipient = strdup(s->recipient);
 	e.provider_id = strdup(s->provider_id);
@@ -433,8 +432,8 @@ static int gw_writer_batch(gw_writer *w, gw_job *batch)
 		}
 	}
 	/* an idle sender's lease that found nothing wrote nothing: no fsync */
-	wrote = total || n_status ||
-		(has_turn && round_rc == STORE_OK && (turn.n_results || turn.n_items || turn.n_fresh));
+	wrote =
+	    total || n_status || (has_turn && round_rc == STORE_OK && (turn.n_results || turn.n_items || turn.n_fresh));
 	if (has_turn) {
 		turn.seq = w->sy ? w->round_seq : 0;
 		gw_sender_turn_give(w->o.sender, &turn, round_rc);

@@ -118,8 +118,7 @@ static int seen_before(store *s, const store_inbound *in)
 	return out;
 }
 
-static int insert_inbound(store *s, const store_inbound *in, const store_decision *d, const store_conv *c,
-			  int64_t *id)
+static int insert_inbound(store *s, const store_inbound *in, const store_decision *d, const store_conv *c, int64_t *id)
 {
 	int64_t conv_id = c->id;
 	sqlite3_stmt *st = store_stmt(s, STMT_MSG_INSERT, msg_insert_sql);

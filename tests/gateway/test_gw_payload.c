@@ -100,8 +100,8 @@ static void test_payload_short_reply_shape(void **state)
 	r.n_buttons = 0;
 	n = gw_payload_make(&r, 0, texts, payloads, MAXP);
 	assert_int_equal(n, 1);
-	assert_string_equal(payloads[0],
-			    "{\"form\":{\"id\":\"pbg\",\"title\":\"Formulir PBG\",\"url\":\"https://x.go.id/pbg.pdf\"}}");
+	assert_string_equal(
+	    payloads[0], "{\"form\":{\"id\":\"pbg\",\"title\":\"Formulir PBG\",\"url\":\"https://x.go.id/pbg.pdf\"}}");
 	free_parts(texts, payloads, n);
 
 	/* no buttons, no form: just the text, and no payload */

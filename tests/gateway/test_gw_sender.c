@@ -387,7 +387,8 @@ static void test_sender_delivers(void **state)
 
 	/* the provider's id was kept: its status callback finds the message */
 	snprintf(wamid, sizeof(wamid), "wamid.test.1");
-	assert_int_equal(store_msg_status(f.st, "whatsapp", "6281234567890", wamid, "delivered", NULL, now_ms()), STORE_OK);
+	assert_int_equal(store_msg_status(f.st, "whatsapp", "6281234567890", wamid, "delivered", NULL, now_ms()),
+			 STORE_OK);
 	wait_status(&f, res.conversation_id, res.out_ids[0], "delivered", 1000);
 
 	gw_sender_stats_get(f.s, &st);

@@ -518,7 +518,7 @@ static void test_wa_parse_malformed(void **state)
 /* The checks cJSON does not make and jansson did (gw_whatsapp.c, inbound):
  * every case is one text message whose raw JSON differs. */
 #define WA_ONE(from, msg_json)                                                                                         \
-	"{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"from\":" from  \
+	"{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":[{\"from\":" from \
 	",\"id\":\"a\",\"timestamp\":\"1\",\"type\":\"text\",\"text\":" msg_json "}]}}]}]}"
 
 static void test_wa_parse_strictness(void **state)
@@ -530,7 +530,8 @@ static void test_wa_parse_strictness(void **state)
 	    {"plain", WA_ONE("\"62\"", "{\"body\":\"halo\"}"), "halo"},
 	    {"escapes decoded", WA_ONE("\"62\"", "{\"body\":\"a\\\"b\\\\c\\/d\\n\\u00e9\"}"), "a\"b\\c/d\n\xc3\xa9"},
 	    {"surrogate pair", WA_ONE("\"62\"", "{\"body\":\"\\ud83d\\ude4f\"}"), "\xf0\x9f\x99\x8f"},
-	    {"raw UTF-8", WA_ONE("\"62\"", "{\"body\":\"terima kasih \xf0\x9f\x99\x8f\"}"), "terima kasih \xf0\x9f\x99\x8f"},
+	    {"raw UTF-8", WA_ONE("\"62\"", "{\"body\":\"terima kasih \xf0\x9f\x99\x8f\"}"),
+	     "terima kasih \xf0\x9f\x99\x8f"},
 	    {"a lone surrogate", WA_ONE("\"62\"", "{\"body\":\"\\ud83d\"}"), NULL},
 	    {"invalid UTF-8 in a string", WA_ONE("\"62\"", "{\"body\":\"a\xff\"}"), NULL},
 	    {"overlong UTF-8", WA_ONE("\"62\"", "{\"body\":\"\xc0\xaf\"}"), NULL},
@@ -539,8 +540,8 @@ static void test_wa_parse_strictness(void **state)
 	    {"the key read twice", WA_ONE("\"62\"", "{\"body\":\"a\",\"body\":\"b\"}"), NULL},
 	    {"from twice", WA_ONE("\"62\",\"from\":\"63\"", "{\"body\":\"a\"}"), NULL},
 	    {"a key twice where nothing is read", WA_ONE("\"62\"", "{\"body\":\"a\",\"x\":1,\"x\":2}"), "a"},
-	    {"a huge number where nothing is read", WA_ONE("\"62\"", "{\"body\":\"a\",\"n\":1234567890123456789012345}"),
-	     "a"},
+	    {"a huge number where nothing is read",
+	     WA_ONE("\"62\"", "{\"body\":\"a\",\"n\":1234567890123456789012345}"), "a"},
 	    {"trailing data", WA_ONE("\"62\"", "{\"body\":\"a\"}") "x", NULL},
 	    {"a second document", WA_ONE("\"62\"", "{\"body\":\"a\"}") "{}", NULL},
 	    {"trailing blank space", WA_ONE("\"62\"", "{\"body\":\"a\"}") " \r\n", "a"},
@@ -569,15 +570,22 @@ static void test_wa_parse_strictness(void **state)
 	static const struct {
 		const char *ts;
 		int64_t want_ms; /* -1: refused */
-	} ts[] = {{"1700000000", 1700000000000}, {"\"1700000000\"", 1700000000000}, {"1e3", 1000000},
-		  {"1.5", -1}, {"-1", -1}, {"\"\"", -1}, {"true", -1}, {"9223372036854776", -1}};
+	} ts[] = {{"1700000000", 1700000000000},
+		  {"\"1700000000\"", 1700000000000},
+		  {"1e3", 1000000},
+		  {"1.5", -1},
+		  {"-1", -1},
+		  {"\"\"", -1},
+		  {"true", -1},
+		  {"9223372036854776", -1}};
 	for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
 		char body[512];
 		gw_parsed p;
 		char err[128] = "";
 		snprintf(body, sizeof(body),
 			 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"value\":{\"messages\":"
-			 "[{\"from\":\"62\",\"id\":\"a\",\"timestamp\":%s,\"type\":\"text\",\"text\":{\"body\":\"x\"}}]}}]}]}",
+			 "[{\"from\":\"62\",\"id\":\"a\",\"timestamp\":%s,\"type\":\"text\",\"text\":{\"body\":\"x\"}}]"
+			 "}}]}]}",
 			 ts[i].ts);
 		int rc = gw_whatsapp_ops.parse(&c, body, strlen(body), &p, err, sizeof(err));
 		if (ts[i].want_ms < 0) {
@@ -598,9 +606,9 @@ static void test_wa_parse_strictness(void **state)
  * that is valid UTF-8. */
 static void test_wa_parse_mutations(void **state)
 {
-	static const char *const names[] = {"whatsapp_text.json",	  "whatsapp_button_reply.json",
-					    "whatsapp_list_reply.json",	  "whatsapp_image.json",
-					    "whatsapp_status_delivered.json", "whatsapp_status_failed.json"};
+	static const char *const names[] = {
+	    "whatsapp_text.json",  "whatsapp_button_reply.json",     "whatsapp_list_reply.json",
+	    "whatsapp_image.json", "whatsapp_status_delivered.json", "whatsapp_status_failed.json"};
 	enum { N = sizeof(names) / sizeof(names[0]) };
 	static const char tokens[] = "{}[]\",:\\u0000\xff\xc3\xa9 09-.eE";
 	char *src[N];
@@ -1120,8 +1128,8 @@ static void test_wa_classify(void **state)
 	    {"answer not UTF-8: read as empty", 400, "{\"error\":{\"code\":131047,\"message\":\"bad \xff\"}}",
 	     GW_SEND_PERMANENT, "", "http 400"},
 	    {"id not UTF-8: none", 200, "{\"messages\":[{\"id\":\"wamid.\xc3\"}]}", GW_SEND_OK, "", NULL},
-	    {"code not a whole number", 400, "{\"error\":{\"code\":131047.5,\"message\":\"x\"}}", GW_SEND_PERMANENT,
-	     "", "http 400"},
+	    {"code not a whole number", 400, "{\"error\":{\"code\":131047.5,\"message\":\"x\"}}", GW_SEND_PERMANENT, "",
+	     "http 400"},
 	};
 
 	(void)state;

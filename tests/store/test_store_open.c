@@ -195,7 +195,8 @@ static void test_store_migrates_from_every_earlier_version(void **state)
 		assert_int_equal(n, 1);
 		assert_int_equal(it[0].id, 3);
 		store_outbox_items_free(it, n);
-		assert_int_equal(store_msg_status(s, "whatsapp", "6281200000009", "wamid.out2", "read", NULL, 6000), STORE_OK);
+		assert_int_equal(store_msg_status(s, "whatsapp", "6281200000009", "wamid.out2", "read", NULL, 6000),
+				 STORE_OK);
 		/* The old conversation keeps taking messages; a replayed old id is a duplicate. */
 		t_decider t = {.queue = 1};
 		store_inbound in = t_in("whatsapp", "6281200000009", "wamid.old1", "syarat pbg", 7000);

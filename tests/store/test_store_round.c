@@ -217,7 +217,8 @@ static void test_store_round_failed_call_is_undone_alone(void **state)
 	assert_int_equal(store_round_begin(s), STORE_OK);
 	store_inbound_result a = t_one(s, &t, t_in("whatsapp", "62811", "f1", "jam", 1000));
 	assert_int_equal(a.rc, STORE_OK);
-	assert_int_equal(store_msg_status(s, "whatsapp", "62811", "wamid.nope", "read", NULL, 1100), STORE_ERR_NOTFOUND);
+	assert_int_equal(store_msg_status(s, "whatsapp", "62811", "wamid.nope", "read", NULL, 1100),
+			 STORE_ERR_NOTFOUND);
 	assert_int_equal(store_conv_claim(s, a.conversation_id, "wayan", 1150), STORE_ERR_CONFLICT);
 	store_inbound in[3] = {
 	    t_in("whatsapp", "62822", "f2", "syarat", 1200),
