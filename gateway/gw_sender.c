@@ -619,6 +619,16 @@ static void snd_append(gw_sender *s, snd_xfer *x)
 	s->n_items++;
 }
 
+size_t gw_sender_held(gw_sender *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->mb_lock);
+	n = s->mb_held;
+	pthread_mutex_unlock(&s->mb_lock);
+	return n;
+}
+
 /* The thread gives back n slots (transfers it freed). */
 static void snd_release(gw_sender *s, size_t n)
 {

@@ -106,4 +106,9 @@ void gw_sender_free(gw_sender *s);
 
 void gw_sender_stats_get(gw_sender *s, gw_sender_stats *st);
 
+/* Outbox rows this sender holds leased: waiting for durability, for the rate
+ * limit or for a free slot, in flight, or with an outcome not yet recorded.
+ * Any thread. */
+size_t gw_sender_held(gw_sender *s);
+
 #endif

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,16 @@ struct gw_writer {
 	 * outcome that records the provider id is written */
 	gw_early *early;
 	size_t n_early;
+
+	/* The outbox's pending and dead rows, kept by the writer from what its
+	 * committed rounds did (gw_writer_outbox_*): counting them reads every
+	 * row, 50 ms with 300,000 replies waiting, which /metrics made the lws
+	 * thread do and a RESTART checkpoint (holding the write lock) wait for.
+	 * Counted exactly at start and again when cheap. */
+	atomic_llong ob_pending, ob_dead;
+	atomic_int ob_known;
+	int64_t ob_counted_ms; /* writer thread only, like the two below */
+	int64_t ob_queued;     /* rows the round in progress queued */
 
 	/* batch scratch, writer thread only */
 	store_inbound *in;
@@ -199,6 +210,8 @@ static void gw_writer_account(gw_writer *w, gw_job *j, size_t i, const store_inb
 		const char *outcome = d->out[k].sandboxed ? "sandboxed" : d->out[k].queue ? "queued" : "pushed";
 
 		gw_metrics_outbound(w->o.metrics, in->channel, outcome);
+		if (d->out[k].queue && !d->out[k].sandboxed)
+			w->ob_queued++;
 	}
 	j->conversation_id = r->conversation_id;
 	j->mode = (int)d->next.mode;
@@ -336,6 +349,61 @@ static void gw_writer_statuses(gw_writer *w, gw_job *j)
 	}
 }
 
+/* ---- the outbox's counts ---- */
+
+#define GW_OB_RECOUNT_MS 10000	/* count exactly this often, */
+#define GW_OB_RECOUNT_MAX 20000 /* while at most this many wait */
+
+/* Counts the outbox exactly (every row is read). */
+static void gw_writer_outbox_count(gw_writer *w)
+{
+	store_outbox_counts c;
+
+	w->ob_counted_ms = clock_mono_ms();
+	if (store_outbox_counts_get(w->st, clock_wall_ms(), &c) != STORE_OK)
+		return; /* counted again after the next round */
+	atomic_store(&w->ob_pending, c.pending + c.leased);
+	atomic_store(&w->ob_dead, c.dead);
+	atomic_store(&w->ob_known, 1);
+}
+
+/* After a committed round: what it queued, sent and gave up. Another process
+ * (a loket command) may change the outbox too: the exact count every
+ * GW_OB_RECOUNT_MS, while it is cheap, puts that right. */
+static void gw_writer_outbox_round(gw_writer *w, const gw_sender_turn *t)
+{
+	int64_t pending = w->ob_queued, dead = 0;
+
+	for (size_t i = 0; t && t->result_rc && i < t->n_results; i++) {
+		if (t->result_rc[i] != STORE_OK)
+			continue;
+		if (t->results[i].outcome == STORE_OUTBOX_SENT) {
+			pending--;
+		} else if (t->results[i].outcome == STORE_OUTBOX_FAIL) {
+			pending--;
+			dead++;
+		}
+	}
+	if (pending)
+		atomic_fetch_add(&w->ob_pending, pending);
+	if (dead)
+		atomic_fetch_add(&w->ob_dead, dead);
+	if (!atomic_load(&w->ob_known) || (clock_mono_ms() - w->ob_counted_ms >= GW_OB_RECOUNT_MS &&
+					   atomic_load(&w->ob_pending) <= GW_OB_RECOUNT_MAX))
+		gw_writer_outbox_count(w);
+}
+
+int gw_writer_outbox(gw_writer *w, int64_t *pending, int64_t *dead)
+{
+	if (!w || !atomic_load(&w->ob_known))
+		return -1;
+	*pending = atomic_load(&w->ob_pending);
+	*dead = atomic_load(&w->ob_dead);
+	if (*pending < 0) /* another process sent or purged meanwhile */
+		*pending = 0;
+	return 0;
+}
+
 /* A round failed after its calls reported success: nothing of it was kept. */
 static void gw_writer_round_failed(gw_writer *w, gw_job *batch, int rc)
 {
@@ -434,6 +502,9 @@ static int gw_writer_batch(gw_writer *w, gw_job *batch)
 	/* an idle sender's lease that found nothing wrote nothing: no fsync */
 	wrote =
 	    total || n_status || (has_turn && round_rc == STORE_OK && (turn.n_results || turn.n_items || turn.n_fresh));
+	if (round_rc == STORE_OK)
+		gw_writer_outbox_round(w, has_turn ? &turn : NULL);
+	w->ob_queued = 0;
 	if (has_turn) {
 		turn.seq = w->sy ? w->round_seq : 0;
 		gw_sender_turn_give(w->o.sender, &turn, round_rc);
@@ -443,7 +514,8 @@ static int gw_writer_batch(gw_writer *w, gw_job *batch)
 			continue;
 		if (!pinged) {
 			ping_rc = store_ping(w->st);
-			counts_ok = store_outbox_counts_get(w->st, clock_wall_ms(), &counts) == STORE_OK;
+			memset(&counts, 0, sizeof(counts));
+			counts_ok = gw_writer_outbox(w, &counts.pending, &counts.dead) == 0;
 			pinged = 1;
 		}
 		j->ping_rc = ping_rc;
@@ -463,6 +535,8 @@ static void *gw_writer_main(void *arg)
 	gw_writer *w = arg;
 	pthread_setname_np(pthread_self(), "loket-writer");
 	size_t batch_max = w->o.c->store.batch_max > 0 ? (size_t)w->o.c->store.batch_max : 256;
+
+	gw_writer_outbox_count(w);
 
 	for (;;) {
 		gw_job *batch = NULL, *tail = NULL;

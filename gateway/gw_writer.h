@@ -66,9 +66,9 @@ typedef struct gw_job {
 	int mode;		 /* bot_mode after the last decided message, -1 when none */
 	int n_replies;
 	gw_job_reply replies[GW_JOB_REPLIES_MAX];
-	int ping_rc;   /* GW_JOB_PING: store_ping's result */
-	int counts_ok; /* GW_JOB_PING: counts valid */
-	store_outbox_counts counts;
+	int ping_rc;		    /* GW_JOB_PING: store_ping's result */
+	int counts_ok;		    /* GW_JOB_PING: counts valid */
+	store_outbox_counts counts; /* GW_JOB_PING: pending (not yet sent) and dead, from gw_writer_outbox */
 } gw_job;
 
 /* A zeroed job of that kind, or NULL when out of memory. */
@@ -103,6 +103,11 @@ int gw_writer_submit(gw_writer *w, gw_job *j);
 /* Detaches and returns the list of finished jobs (linked by next), oldest
  * first, or NULL. The caller owns them. Any thread. */
 gw_job *gw_writer_take_done(gw_writer *w);
+
+/* The outbox's rows not yet sent (leased ones included) and its dead
+ * letters, as the writer keeps them (an exact count would read every row):
+ * 0, or -1 before the writer first counted them. Any thread. */
+int gw_writer_outbox(gw_writer *w, int64_t *pending, int64_t *dead);
 
 /* Jobs submitted and not yet taken back with gw_writer_take_done. */
 size_t gw_writer_pending(gw_writer *w);

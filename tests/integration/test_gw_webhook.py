@@ -138,6 +138,25 @@ class Webhooks(ServerTestCase):
         self.assertEqual(hist, ["sent", "sent", "delivered"], "the outcome, then the reports in order")
         self.assertIn("late=1", self.gw.log())
 
+    def test_queue_counts_follow_the_outbox(self):
+        # /metrics and /healthz report the writer's kept counts (an exact count
+        # reads every outbox row): they must match the outbox at every step.
+        def counts():
+            m = self.gw.metrics()
+            _, _, body = self.gw.request("GET", "/healthz")
+            live = self.gw.db_rows("SELECT count(*) FROM outbox WHERE dead = 0")[0][0]
+            return m["loket_queue_length"] + m.get("loket_outbox_leased", 0), json.loads(body)["queue"], live
+
+        self.assertTrue(wait_for(lambda: counts() == (0, 0, 0)), counts())
+        self.p.set_mode("500")  # every send refused: the replies wait for their retries
+        for i in range(5):
+            self.assertEqual(self.gw.post_webhook(webhook_text("62812000008%02d" % i, "wamid.q.%d" % i,
+                                                               "jam buka kantor")), 200)
+        self.assertTrue(wait_for(lambda: counts() == (5, 5, 5)), counts())
+        self.p.set_mode("ok")
+        self.assertTrue(wait_for(lambda: counts() == (0, 0, 0), timeout=5), counts())
+        self.assertGreaterEqual(len(provider_messages(self.p, "6281200000804")), 2, "refused, then sent")
+
     def test_provider_500_then_ok_delivers_after_retry(self):
         sender = "6281200000701"
         before = len(self.p.requests())
