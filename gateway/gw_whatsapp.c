@@ -15,7 +15,7 @@
  *                    "type": "text", "text": {"body": "Halo"}}]}}]}]}
  *
  * Status notifications carry "statuses": [{"id", "status", "timestamp",
- * "errors": [{"code", "title"}]}] in the same place.
+ * "recipient_id", "errors": [{"code", "title"}]}] in the same place.
  *
  * Outbound (see docs/sender.md for the choices): plain text, interactive reply
  * buttons (1-3), an interactive list (4-10), or a document for a form whose URL
@@ -233,7 +233,8 @@ int gw_whatsapp_verify(const char *app_secret, const char *body, size_t len, con
 
 /* ---- inbound ----
  *
- * Webhooks are parsed with cJSON, the rest of loket uses jansson: on the lws
+ * Webhooks (and, in wa_classify, Meta's answers to sends) are parsed with
+ * cJSON, the rest of loket uses jansson: on the lws
  * thread, for every webhook, jansson's character-at-a-time reader took 6.1 us
  * for a typical 450-byte notification and cJSON 1.2 us. cJSON is more lenient
  * than jansson where it matters here, so this file adds the checks jansson
