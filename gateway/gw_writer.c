@@ -31,6 +31,7 @@ typedef struct gw_early {
 	char *recipient, *provider_id, *status, *error; /* owned; error may be NULL */
 	int64_t at_ms;
 	int64_t since_ms; /* monotonic: when it first found nothing */
+	uint64_t h;	  /* gw_early_hash(provider_id) */
 	int applied;	  /* found in the round in progress */
 } gw_early;
 
@@ -238,6 +239,17 @@ static void gw_early_free(gw_early *e)
 	free(e->error);
 }
 
+/* FNV-1a of a provider id: kept statuses are matched to a round's sends by
+ * this first, the string only when it agrees. */
+static uint64_t gw_early_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
 /* Forgets entry i; the others keep their order (a message's "sent" before
  * its "delivered"). */
 static void gw_writer_early_drop(gw_writer *w, size_t i)
@@ -252,7 +264,8 @@ static void gw_writer_early_drop(gw_writer *w, size_t i)
  * oldest is given up. Returns 0, or -1 when it could not be kept. */
 static int gw_writer_early_keep(gw_writer *w, const char *channel, const gw_status *s)
 {
-	gw_early e = {.channel = channel, .at_ms = s->at_ms, .since_ms = clock_mono_ms()};
+	gw_early e = {
+	    .channel = channel, .at_ms = s->at_ms, .since_ms = clock_mono_ms(), .h = gw_early_hash(s->provider_id)};
 
 	if (!w->early && !(w->early = calloc(GW_EARLY_MAX, sizeof(*w->early))))
 		return -1;
@@ -281,18 +294,34 @@ static int gw_writer_early_keep(gw_writer *w, const char *channel, const gw_stat
 	return 0;
 }
 
-/* Inside a round, after the sender's outcomes: tries every kept status again
- * (marked applied when it found its message) and gives up those older than
- * the TTL. A failure other than "not found" leaves the entry for the next
- * round; the round's own failure is the caller's (gw_writer_early_settle). */
-static void gw_writer_early_retry(gw_writer *w, int outcomes)
+/* 1 when the round's recorded outcomes (t, may be NULL) include the send
+ * that got e's provider id. */
+static int gw_early_sent_now(const gw_early *e, const gw_sender_turn *t)
+{
+	for (size_t i = 0; t && t->result_rc && i < t->n_results; i++) {
+		const store_outbox_result *r = &t->results[i];
+		if (t->result_rc[i] == STORE_OK && r->outcome == STORE_OUTBOX_SENT && r->provider_id &&
+		    gw_early_hash(r->provider_id) == e->h && strcmp(r->provider_id, e->provider_id) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Inside a round, after the sender's outcomes (t, or NULL): a kept status
+ * whose provider id one of them just recorded is applied (marked applied);
+ * the others are not looked up again (a status for a message loket never
+ * sent, from another tool on the same number, would cost a lookup every
+ * round). Those older than the TTL are given up. A failure other than "not
+ * found" leaves the entry; the round's own failure is the caller's
+ * (gw_writer_early_settle). */
+static void gw_writer_early_retry(gw_writer *w, const gw_sender_turn *t)
 {
 	int64_t now = clock_mono_ms();
 
 	for (size_t i = 0; i < w->n_early;) {
 		gw_early *e = &w->early[i];
 		int rc = STORE_ERR_NOTFOUND;
-		if (outcomes && !e->applied)
+		if (!e->applied && gw_early_sent_now(e, t))
 			rc = store_msg_status(w->st, e->channel, e->recipient, e->provider_id, e->status, e->error,
 					      e->at_ms ? e->at_ms : clock_wall_ms());
 		if (rc == STORE_OK)
@@ -470,7 +499,7 @@ static int gw_writer_batch(gw_writer *w, gw_job *batch)
 				gw_sender_turn_run(w->st, &turn, clock_wall_ms());
 			/* statuses that came before their reply's outcome */
 			if (w->n_early)
-				gw_writer_early_retry(w, has_turn && turn.n_results > 0);
+				gw_writer_early_retry(w, has_turn ? &turn : NULL);
 			/* statuses last: a "sent" or "delivered" that Meta reports for a
 			 * reply whose outcome this same round records finds its
 			 * provider id */
