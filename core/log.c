@@ -1,4 +1,4 @@
-/* log: key=value lines on stderr, escaping and masking of untrusted values. */
+/* log: key=value lines on stderr (or a chosen descriptor), escaping and masking of untrusted values. */
 #include "core/log.h"
 
 #include <stdarg.h>
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 static int log_threshold = LOG_INFO;
+static int log_fd = STDERR_FILENO;
 static const char *const log_names[] = {"error", "warn", "info", "debug"};
 
 int log_set_level(const char *name)
@@ -23,6 +24,11 @@ int log_set_level(const char *name)
 int log_enabled(enum log_level level)
 {
 	return (int)level <= __atomic_load_n(&log_threshold, __ATOMIC_RELAXED);
+}
+
+void log_set_fd(int fd)
+{
+	__atomic_store_n(&log_fd, fd, __ATOMIC_RELAXED);
 }
 
 void log_event(enum log_level level, const char *event, const char *fmt, ...)
@@ -55,7 +61,7 @@ void log_event(enum log_level level, const char *event, const char *fmt, ...)
 		if (line[i] == '\n' || line[i] == '\r')
 			line[i] = ' ';
 	line[n++] = '\n';
-	if (write(STDERR_FILENO, line, n) < 0) {
+	if (write(__atomic_load_n(&log_fd, __ATOMIC_RELAXED), line, n) < 0) {
 		/* nowhere left to report it */
 	}
 }

@@ -15,6 +15,10 @@ enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 int log_set_level(const char *name);
 int log_enabled(enum log_level level);
 
+/* Sends every later line to fd instead of stderr (tests keep their own
+ * failure messages on stderr this way). The caller owns fd. */
+void log_set_fd(int fd);
+
 /* Writes one line: level, event, then fmt (printf-style, expected to be
  * "key=value key=value"). Thread-safe: the line is written with one write(2). */
 void log_event(enum log_level level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

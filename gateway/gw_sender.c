@@ -136,6 +136,7 @@ struct gw_sender {
 	int mb_want_lease;	 /* ... and it should lease */
 	int mb_more;		 /* the last lease was full: more may be due */
 	int64_t mb_synced;	 /* rounds up to this one are durable */
+	int mb_turns;		 /* turns taken and not given back (their outcomes are in them) */
 	gw_sender_runner_fn runner;
 	void *runner_arg;
 	/* the turn's scratch: only the one thread running turns uses it */
@@ -836,6 +837,8 @@ int gw_sender_turn_take(gw_sender *s, gw_sender_turn *t, int lease)
 			s->rec_cap = n;
 		}
 	}
+	if (n > 0 || t->lease_max > 0)
+		s->mb_turns++; /* the caller gives it back */
 	pthread_mutex_unlock(&s->mb_lock);
 	for (x = list; x; x = x->next)
 		snd_result_of(x, &s->rec[k++]);
@@ -917,6 +920,7 @@ void gw_sender_turn_give(gw_sender *s, gw_sender_turn *t, int rc)
 		s->mb_new = x;
 	}
 	s->mb_held += n_fresh;
+	s->mb_turns--;
 	if (t->lease_max && n_items == t->lease_max)
 		s->mb_more = 1;
 	int ready = t->seq <= s->mb_synced;
@@ -977,12 +981,14 @@ static void snd_own_turn(gw_sender *s, int force)
 	gw_sender_turn_give(s, &t, STORE_OK);
 }
 
-/* 1 while a finished transfer's outcome is not recorded yet, or anything
- * handed back is not taken. */
+/* 1 while a finished transfer's outcome is not recorded yet (waiting, or in
+ * a turn being run), or anything handed back is not taken. A turn counts:
+ * between take and give its outcomes are on no list, and a sender that
+ * stopped then would miss counting what the turn recorded. */
 static int snd_mail_pending(gw_sender *s)
 {
 	pthread_mutex_lock(&s->mb_lock);
-	int pending = s->mb_out || s->mb_back || s->mb_new;
+	int pending = s->mb_out || s->mb_back || s->mb_new || s->mb_turns > 0;
 	pthread_mutex_unlock(&s->mb_lock);
 	return pending;
 }

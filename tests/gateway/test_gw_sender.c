@@ -44,7 +44,7 @@ static pid_t provider_pid = -1;
 static int provider_port;
 static char tmpdir[256];
 static char logpath[300];
-static int saved_stderr = -1;
+static int log_fd = -1;
 static int db_counter;
 static int in_counter;
 
@@ -156,7 +156,6 @@ static json_t *request_body(json_t *reqs, size_t i)
 static int group_setup(void **state)
 {
 	char portfile[300];
-	int fd;
 
 	(void)state;
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/loket-sender-XXXXXX");
@@ -187,14 +186,13 @@ static int group_setup(void **state)
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 
-	/* every log line of the run goes to a file, checked for the token at the end */
+	/* every log line of the run goes to a file, checked for the token at the end
+	 * (cmocka's failure messages stay on stderr) */
 	snprintf(logpath, sizeof(logpath), "%s/log", tmpdir);
-	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
+	log_fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (log_fd < 0)
 		return -1;
-	saved_stderr = dup(STDERR_FILENO);
-	dup2(fd, STDERR_FILENO);
-	close(fd);
+	log_set_fd(log_fd);
 	return 0;
 }
 
@@ -203,9 +201,9 @@ static int group_teardown(void **state)
 	char cmd[600];
 
 	(void)state;
-	if (saved_stderr >= 0) {
-		dup2(saved_stderr, STDERR_FILENO);
-		close(saved_stderr);
+	if (log_fd >= 0) {
+		log_set_fd(STDERR_FILENO);
+		close(log_fd);
 	}
 	if (provider_pid > 0) {
 		kill(provider_pid, SIGTERM);
