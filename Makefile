@@ -23,6 +23,11 @@ SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 OPT      := -O1 -g
 DEFS     :=
 endif
+ifeq ($(SAN),thread)
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
+OPT      := -O1 -g
+DEFS     :=
+endif
 CFLAGS  += $(CSTD) $(DEFS) $(OPT) -g $(WARN) $(SANFLAGS) -I. -MMD -MP \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -pthread
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -lm
@@ -35,7 +40,7 @@ TEST_SRC := $(sort $(wildcard tests/*/test_*.c))
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 LOKET    := $(BIN)/loket
 
-.PHONY: all test asan run bench format clean deps deps-test unit check-intents integration browser test-suite
+.PHONY: all test asan tsan run bench format clean deps deps-test unit check-intents integration browser test-suite
 
 all: $(LOKET)
 
@@ -70,6 +75,13 @@ test: deps-test
 
 asan: deps-test
 	@$(MAKE) --no-print-directory SAN=1 BUILD=build/asan BIN=build/asan/bin test-suite
+
+# ThreadSanitizer: the first race or lock-order inversion stops the process
+# that found it, which fails its test. Run without address randomisation: some
+# kernels map memory where gcc 12's TSan runtime cannot shadow it.
+tsan: deps-test
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" setarch $$(uname -m) -R \
+		$(MAKE) --no-print-directory SAN=thread BUILD=build/tsan BIN=build/tsan/bin test-suite
 
 run: deps
 	@$(MAKE) --no-print-directory all
