@@ -1357,6 +1357,74 @@ static void test_attached_stop_records_outcomes(void **state)
 	fixture_done_attached(&f);
 }
 
+typedef struct stopper {
+	gw_sender *s;
+	atomic_int returned;
+} stopper;
+
+static void *stopper_main(void *arg)
+{
+	stopper *sp = arg;
+
+	gw_sender_stop(sp->s, 5000);
+	atomic_store(&sp->returned, 1);
+	return NULL;
+}
+
+/* Stopping while the writer holds a turn with our outcomes in it: between
+ * take and give they are on none of the sender's lists, and a sender that
+ * exited then would never count what the turn recorded (/metrics and the
+ * stop line would say fewer were sent than the store does). Stop waits for
+ * the give. Deterministic: the turn is held for 300 ms by this thread. */
+static void test_attached_stop_waits_for_a_taken_turn(void **state)
+{
+	static const char *const texts[] = {"Tunggu sebentar."};
+	static const char *const addrs[] = {"6281800000011", "6281800000012"};
+	fixture f;
+	store_inbound_result res[2];
+	turn_log tl;
+	gw_sender_turn t;
+	stopper sp;
+	pthread_t th;
+	gw_sender_stats st;
+	char status[32], pid[64];
+
+	(void)state;
+	fixture_init(&f);
+	(void)fixture_start_attached(&f);
+	for (int i = 0; i < 2; i++)
+		inbound(&f, "whatsapp", addrs[i], now_ms(), 1, texts, &res[i]);
+	assert_int_equal(turn(&f, 1, 0, 0, &tl), 1);
+	assert_int_equal(tl.n_items, 2);
+	wait_provider(2, 5000);
+	wait_idle(&f, 5000);
+
+	assert_int_equal(gw_sender_turn_take(f.s, &t, 0), 1);
+	assert_int_equal(t.n_results, 2);
+	sp.s = f.s;
+	atomic_store(&sp.returned, 0);
+	assert_int_equal(pthread_create(&th, NULL, stopper_main, &sp), 0);
+	sleep_ms(300);
+	if (atomic_load(&sp.returned))
+		fail_msg("gw_sender_stop returned while a turn still held its outcomes");
+
+	assert_int_equal(store_round_begin(f.st), STORE_OK);
+	assert_int_equal(gw_sender_turn_run(f.st, &t, now_ms()), STORE_OK);
+	assert_int_equal(store_round_commit(f.st), STORE_OK);
+	gw_sender_turn_give(f.s, &t, STORE_OK);
+	pthread_join(th, NULL);
+
+	gw_sender_stats_get(f.s, &st);
+	assert_int_equal(st.sent, 2);
+	assert_int_equal(st.running, 0);
+	assert_int_equal(db_outbox_rows(&f), 0);
+	for (int i = 0; i < 2; i++) {
+		db_msg(&f, res[i].out_ids[0], status, sizeof(status), pid, sizeof(pid));
+		assert_string_equal(status, "sent");
+	}
+	fixture_done_attached(&f);
+}
+
 /* Stopping with outcomes waiting and nobody running turns: stop gives up
  * after the drain time, and nothing is lost (the rows stay in the outbox, to
  * be sent again after their lease). */
@@ -1440,6 +1508,7 @@ int main(void)
 	    cmocka_unit_test(test_attached_fresh_rows),
 	    cmocka_unit_test(test_attached_runner_calls),
 	    cmocka_unit_test(test_attached_stop_records_outcomes),
+	    cmocka_unit_test(test_attached_stop_waits_for_a_taken_turn),
 	    cmocka_unit_test(test_attached_stop_without_turns_keeps_rows),
 	    cmocka_unit_test(test_sender_log_has_no_token),
 	};
