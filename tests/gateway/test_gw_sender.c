@@ -1280,6 +1280,21 @@ static void test_attached_runner_calls(void **state)
 
 /* The writer thread of test_attached_stop_*: runs turns whenever asked until
  * told to stop. */
+/* Two citizens at addrs each get a reply, both leased in one turn and
+ * accepted by the provider; their outcomes wait for the next turn. */
+static void two_sent_not_recorded(fixture *f, const char *const *addrs, const char *const *texts,
+				  store_inbound_result res[2])
+{
+	turn_log tl;
+
+	for (int i = 0; i < 2; i++)
+		inbound(f, "whatsapp", addrs[i], now_ms(), 1, texts, &res[i]);
+	assert_int_equal(turn(f, 1, 0, 0, &tl), 1);
+	assert_int_equal(tl.n_items, 2);
+	wait_provider(2, 5000);
+	wait_idle(f, 5000);
+}
+
 typedef struct turner {
 	fixture *f;
 	runner *r;
@@ -1311,7 +1326,6 @@ static void test_attached_stop_records_outcomes(void **state)
 	fixture f;
 	runner *r;
 	store_inbound_result res[2];
-	turn_log tl;
 	turner tu;
 	pthread_t th;
 	char status[32], pid[64];
@@ -1321,12 +1335,7 @@ static void test_attached_stop_records_outcomes(void **state)
 	(void)state;
 	fixture_init(&f);
 	r = fixture_start_attached(&f);
-	for (int i = 0; i < 2; i++)
-		inbound(&f, "whatsapp", addrs[i], now_ms(), 1, texts, &res[i]);
-	assert_int_equal(turn(&f, 1, 0, 0, &tl), 1);
-	assert_int_equal(tl.n_items, 2);
-	wait_provider(2, 5000);
-	wait_idle(&f, 5000);
+	two_sent_not_recorded(&f, addrs, texts, res);
 	assert_int_equal(db_outbox_rows(&f), 2); /* not recorded yet */
 
 	memset(&tu, 0, sizeof(tu));
@@ -1382,7 +1391,6 @@ static void test_attached_stop_waits_for_a_taken_turn(void **state)
 	static const char *const addrs[] = {"6281800000011", "6281800000012"};
 	fixture f;
 	store_inbound_result res[2];
-	turn_log tl;
 	gw_sender_turn t;
 	stopper sp;
 	pthread_t th;
@@ -1392,12 +1400,7 @@ static void test_attached_stop_waits_for_a_taken_turn(void **state)
 	(void)state;
 	fixture_init(&f);
 	(void)fixture_start_attached(&f);
-	for (int i = 0; i < 2; i++)
-		inbound(&f, "whatsapp", addrs[i], now_ms(), 1, texts, &res[i]);
-	assert_int_equal(turn(&f, 1, 0, 0, &tl), 1);
-	assert_int_equal(tl.n_items, 2);
-	wait_provider(2, 5000);
-	wait_idle(&f, 5000);
+	two_sent_not_recorded(&f, addrs, texts, res);
 
 	assert_int_equal(gw_sender_turn_take(f.s, &t, 0), 1);
 	assert_int_equal(t.n_results, 2);
