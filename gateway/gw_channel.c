@@ -73,6 +73,8 @@ const char *gw_send_class_name(gw_send_class c)
 		return "permanent";
 	case GW_SEND_WINDOW_CLOSED:
 		return "window_closed";
+	case GW_SEND_UNAUTHORIZED:
+		return "unauthorized";
 	}
 	return "unknown";
 }

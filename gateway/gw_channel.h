@@ -66,6 +66,9 @@ typedef enum gw_send_class {
 	GW_SEND_RETRY_LATER,   /* 429 or the provider's throttling codes */
 	GW_SEND_PERMANENT,     /* any other 4xx: retrying cannot help */
 	GW_SEND_WINDOW_CLOSED, /* WhatsApp 131047: outside the 24-hour window */
+	GW_SEND_UNAUTHORIZED,  /* 401, or Meta's 190: the provider refused loket's own
+				* credentials. No message can go until an operator
+				* fixes them, so the message waits (not failed) */
 } gw_send_class;
 
 const char *gw_send_class_name(gw_send_class c);

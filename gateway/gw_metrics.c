@@ -218,6 +218,8 @@ char *gw_metrics_render(gw_metrics *m, const gw_metrics_extra *x, size_t *len)
 			(unsigned long long)x->sender.dead);
 		fprintf(f, "loket_outbound_total{channel=\"all\",outcome=\"window_closed\"} %llu\n",
 			(unsigned long long)x->sender.window_closed);
+		fprintf(f, "loket_outbound_total{channel=\"all\",outcome=\"unauthorized\"} %llu\n",
+			(unsigned long long)x->sender.unauthorized);
 	}
 
 	gw_metrics_head(f, "loket_intent_hits_total", "counter", "Messages answered by each intent.");
@@ -275,6 +277,9 @@ char *gw_metrics_render(gw_metrics *m, const gw_metrics_extra *x, size_t *len)
 		fprintf(f, "loket_send_retries_total %llu\n", (unsigned long long)x->sender.retried);
 		gw_metrics_head(f, "loket_send_in_flight", "gauge", "Provider requests in flight.");
 		fprintf(f, "loket_send_in_flight %llu\n", (unsigned long long)x->sender.in_flight);
+		gw_metrics_head(f, "loket_send_credentials_refused", "gauge",
+				"1 while a provider refuses loket's credentials (replies wait in the outbox).");
+		fprintf(f, "loket_send_credentials_refused %d\n", x->sender.credentials_refused);
 	}
 	gw_metrics_head(f, "loket_dead_letters_total", "counter", "Outbound messages given up after max_attempts.");
 	fprintf(f, "loket_dead_letters_total %llu\n", x && x->have_sender ? (unsigned long long)x->sender.dead : 0ULL);

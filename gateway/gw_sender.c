@@ -41,6 +41,7 @@
 #define SND_RECORD_LOG_EVERY 50 /* a stuck store write is logged this often */
 #define SND_WRITE_GAP_MS 3	/* own_store: at most one store turn (record + lease) this often */
 #define SND_HDR_CACHE 8		/* distinct header sets kept as ready curl lists */
+#define SND_AUTH_HOLD_MS 60000	/* a channel whose provider refused our credentials: tried at most this often */
 
 static const double snd_lat_bounds[GW_SEND_LAT_BUCKETS] = {0.025, 0.05, 0.1,  0.25, 0.5,  1.0,
 							   2.5,	  5.0,	10.0, 30.0, 60.0, 120.0};
@@ -58,7 +59,8 @@ typedef enum snd_state {
 	SND_RECORD,  /* outcome known, waiting to be written to the store */
 } snd_state;
 
-typedef enum snd_outcome { SND_OUT_SENT, SND_OUT_RETRY, SND_OUT_FAIL } snd_outcome;
+/* HOLD: waits like a retry without counting an attempt (credentials refused) */
+typedef enum snd_outcome { SND_OUT_SENT, SND_OUT_RETRY, SND_OUT_FAIL, SND_OUT_HOLD } snd_outcome;
 
 typedef struct snd_xfer {
 	struct snd_xfer *next;
@@ -125,6 +127,16 @@ struct gw_sender {
 	size_t n_hdr_cache;
 	uint64_t rng;
 	int warned_unconfigured;
+	/* Channels whose provider refused loket's credentials (401, Meta's 190):
+	 * until until_us their messages wait without a request, and one request a
+	 * hold period finds out whether an operator fixed them. */
+	struct {
+		const gw_channel_ops *ops;
+		int64_t until_us;
+	} auth_hold[SND_BUCKETS];
+	size_t n_auth_hold;
+	int64_t auth_logged_us;
+	atomic_int auth_refused; /* 1 from a refusal until that channel's next accepted request */
 
 	/* ---- the mailbox between this thread and the store turns ---- */
 	pthread_mutex_t mb_lock; /* guards the mb_ fields */
@@ -146,7 +158,7 @@ struct gw_sender {
 	int record_failures; /* turns in a row whose outcomes were not recorded */
 
 	/* counters */
-	atomic_ullong sent, retried, failed, dead, window_closed, in_flight;
+	atomic_ullong sent, retried, failed, dead, window_closed, in_flight, unauthorized;
 	atomic_ullong lat_count, lat_sum_us;
 	atomic_ullong lat_bucket[GW_SEND_LAT_BUCKETS + 1]; /* per bucket, not cumulative */
 	atomic_int running;
@@ -375,6 +387,82 @@ static void snd_set_fail(snd_xfer *x, const char *status, const char *error)
 	x->state = SND_RECORD;
 }
 
+/* How long a channel is held after its provider refused our credentials:
+ * as long as the longest retry backoff, at most SND_AUTH_HOLD_MS. */
+static int64_t snd_auth_hold_ms(const gw_sender *s)
+{
+	int64_t ms = s->c->sender.backoff_max_ms;
+	return ms < SND_AUTH_HOLD_MS ? ms : SND_AUTH_HOLD_MS;
+}
+
+/* The provider refused our credentials for x's channel: hold the channel
+ * (its waiting messages make no request meanwhile) and say so at error
+ * level, once a minute at most: nothing is delivered until an operator fixes
+ * the token. */
+static void snd_auth_hold(gw_sender *s, const snd_xfer *x)
+{
+	int64_t now = clock_mono_us(), until = now + snd_auth_hold_ms(s) * 1000;
+	size_t i;
+
+	for (i = 0; i < s->n_auth_hold && s->auth_hold[i].ops != x->ops; i++)
+		;
+	if (i == s->n_auth_hold) {
+		if (i == SND_BUCKETS)
+			return; /* more channels than exist: each message holds alone */
+		s->n_auth_hold++;
+		s->auth_hold[i].ops = x->ops;
+	}
+	s->auth_hold[i].until_us = until;
+	atomic_store(&s->auth_refused, 1);
+	if (s->auth_logged_us == 0 || now - s->auth_logged_us >= (int64_t)SND_AUTH_HOLD_MS * 1000) {
+		char ch[48], er[300];
+		s->auth_logged_us = now;
+		log_event(LOG_ERROR, "send_unauthorized", "channel=%s http=%ld error=%s retry_in_ms=%" PRId64 " note=%s",
+			  log_kv_str(x->ops->name, ch, sizeof(ch)), x->http, log_kv_str(x->error, er, sizeof(er)),
+			  (until - now) / 1000,
+			  "\"the provider refused loket's credentials: replies wait in the outbox, not failed;"
+			  " fix the channel's token in the config and restart\"");
+	}
+}
+
+/* x's channel accepted a request: its credentials work again. */
+static void snd_auth_clear(gw_sender *s, const snd_xfer *x)
+{
+	int any = 0;
+
+	for (size_t i = 0; i < s->n_auth_hold; i++) {
+		if (s->auth_hold[i].ops == x->ops && s->auth_hold[i].until_us) {
+			char ch[48];
+			s->auth_hold[i].until_us = 0;
+			log_event(LOG_INFO, "send_authorized", "channel=%s note=%s",
+				  log_kv_str(x->ops->name, ch, sizeof(ch)),
+				  "\"the provider accepts loket's credentials again\"");
+		}
+		if (s->auth_hold[i].until_us)
+			any = 1; /* refused, and not accepted since (its hold may be over) */
+	}
+	atomic_store(&s->auth_refused, any);
+}
+
+/* 1 when x's channel is held for refused credentials: x is then marked to
+ * wait until the hold ends, without a request. */
+static int snd_auth_held(gw_sender *s, snd_xfer *x)
+{
+	int64_t now = clock_mono_us();
+
+	for (size_t i = 0; i < s->n_auth_hold; i++) {
+		if (s->auth_hold[i].ops != x->ops || s->auth_hold[i].until_us <= now)
+			continue;
+		x->cls_name = gw_send_class_name(GW_SEND_UNAUTHORIZED);
+		x->out = SND_OUT_HOLD;
+		x->next_ms = clock_wall_ms() + (s->auth_hold[i].until_us - now) / 1000 + 1;
+		snprintf(x->error, sizeof(x->error), "not sent: the provider refused loket's credentials");
+		x->state = SND_RECORD;
+		return 1;
+	}
+	return 0;
+}
+
 /* Builds the request and hands it to curl. On failure the xfer is marked for
  * recording with the reason. */
 static void snd_start(gw_sender *s, snd_xfer *x)
@@ -449,6 +537,26 @@ static void snd_lat_observe(gw_sender *s, int64_t us)
 	atomic_fetch_add(&s->lat_sum_us, (unsigned long long)(us > 0 ? us : 0));
 }
 
+/* Replaces every occurrence of secret in buf (NUL-terminated) with
+ * "[secret]": a provider's error message is logged and stored, and one that
+ * echoed our token must not carry it there. Secrets under 8 bytes (the mark's
+ * length, so buf never grows) are left alone: they would match ordinary
+ * words. */
+static void snd_scrub(char *buf, const char *secret)
+{
+	static const char mark[] = "[secret]";
+	size_t sl = strlen(secret), ml = sizeof(mark) - 1;
+	char *p = buf;
+
+	if (sl < ml)
+		return;
+	while ((p = strstr(p, secret))) {
+		memcpy(p, mark, ml);
+		memmove(p + ml, p + sl, strlen(p + sl) + 1);
+		p += ml; /* past the mark, even were the secret "[secret]" */
+	}
+}
+
 /* A finished transfer: classify it and mark it for recording. */
 static void snd_finish(gw_sender *s, snd_xfer *x, CURLcode res)
 {
@@ -472,9 +580,13 @@ static void snd_finish(gw_sender *s, snd_xfer *x, CURLcode res)
 		snprintf(x->error, sizeof(x->error), "%s", x->curl_err[0] ? x->curl_err : curl_easy_strerror(res));
 	else
 		snprintf(x->error, sizeof(x->error), "%s", err);
+	snd_scrub(x->error, s->c->whatsapp.access_token);
+	snd_scrub(x->error, s->c->whatsapp.app_secret);
 	switch (cls) {
 	case GW_SEND_OK:
 		x->out = SND_OUT_SENT;
+		if (s->n_auth_hold)
+			snd_auth_clear(s, x);
 		break;
 	case GW_SEND_RETRY:
 		snd_set_retry(s, x, 0);
@@ -485,6 +597,12 @@ static void snd_finish(gw_sender *s, snd_xfer *x, CURLcode res)
 	case GW_SEND_WINDOW_CLOSED:
 		x->out = SND_OUT_FAIL;
 		x->out_status = "window_closed";
+		break;
+	case GW_SEND_UNAUTHORIZED:
+		/* not the message's fault: it waits, and so do the channel's others */
+		x->out = SND_OUT_HOLD;
+		x->next_ms = clock_wall_ms() + snd_auth_hold_ms(s);
+		snd_auth_hold(s, x);
 		break;
 	case GW_SEND_PERMANENT:
 	default:
@@ -508,7 +626,8 @@ static void snd_result_of(const snd_xfer *x, store_outbox_result *r)
 		r->error = NULL;
 		break;
 	case SND_OUT_RETRY:
-		r->outcome = STORE_OUTBOX_RETRY;
+	case SND_OUT_HOLD:
+		r->outcome = x->out == SND_OUT_RETRY ? STORE_OUTBOX_RETRY : STORE_OUTBOX_HOLD;
 		r->next_ms = x->next_ms;
 		break;
 	case SND_OUT_FAIL:
@@ -524,13 +643,18 @@ static void snd_result_of(const snd_xfer *x, store_outbox_result *r)
 static void snd_recorded(gw_sender *s, snd_xfer *x, int rc, int64_t now)
 {
 	char to[64] = "", ch[48] = "", pid[300] = "", er[300] = "";
-	enum log_level lvl = x->out == SND_OUT_SENT ? LOG_INFO : LOG_WARN;
+	enum log_level lvl = LOG_WARN;
+
+	if (x->out == SND_OUT_SENT)
+		lvl = LOG_INFO;
+	else if (x->out == SND_OUT_HOLD && !x->attempted)
+		lvl = LOG_DEBUG; /* one of many the channel's send_unauthorized line speaks for */
 
 	if (rc != STORE_OK) {
 		/* the row is gone or no longer ours: nothing left to record */
 		log_event(LOG_WARN, "send_record_lost", "id=%" PRId64 " rc=%s", x->item.id, store_rc_str(rc));
 	}
-	if (x->out == SND_OUT_RETRY) {
+	if (x->out == SND_OUT_RETRY || x->out == SND_OUT_HOLD) {
 		/* wake for it on time rather than at the next tick */
 		int64_t due_us = clock_mono_us() + (x->next_ms - now) * 1000 + 1000;
 		if (due_us < s->next_retry_us)
@@ -542,6 +666,9 @@ static void snd_recorded(gw_sender *s, snd_xfer *x, int rc, int64_t now)
 		break;
 	case SND_OUT_RETRY:
 		atomic_fetch_add(&s->retried, 1);
+		break;
+	case SND_OUT_HOLD:
+		atomic_fetch_add(&s->unauthorized, 1);
 		break;
 	case SND_OUT_FAIL:
 	default:
@@ -573,6 +700,12 @@ static void snd_recorded(gw_sender *s, snd_xfer *x, int rc, int64_t now)
 			  " next_in_ms=%" PRId64 " error=%s",
 			  x->item.id, x->item.conversation_id, ch, to, x->cls_name, x->http, x->item.attempts + 1,
 			  x->ms, x->next_ms - now, er);
+		break;
+	case SND_OUT_HOLD:
+		log_event(lvl, "send",
+			  "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=held class=%s http=%ld ms=%" PRId64
+			  " next_in_ms=%" PRId64 " error=%s",
+			  x->item.id, x->item.conversation_id, ch, to, x->cls_name, x->http, x->ms, x->next_ms - now, er);
 		break;
 	case SND_OUT_FAIL:
 	default:
@@ -745,6 +878,8 @@ static int64_t snd_start_waiting(gw_sender *s)
 				     "not sent: more than 24 hours since the citizen's last message");
 			continue;
 		}
+		if (s->n_auth_hold && snd_auth_held(s, x))
+			continue;
 		wait = snd_bucket_take(s, x->item.channel, clock_mono_us());
 		if (wait > 0) {
 			if (wait_min < 0 || wait < wait_min)
@@ -1226,6 +1361,8 @@ void gw_sender_stats_get(gw_sender *s, gw_sender_stats *st)
 	st->failed = atomic_load(&s->failed);
 	st->dead = atomic_load(&s->dead);
 	st->window_closed = atomic_load(&s->window_closed);
+	st->unauthorized = atomic_load(&s->unauthorized);
+	st->credentials_refused = atomic_load(&s->auth_refused);
 	st->in_flight = atomic_load(&s->in_flight);
 	st->lat_count = atomic_load(&s->lat_count);
 	st->lat_sum_us = atomic_load(&s->lat_sum_us);

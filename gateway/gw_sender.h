@@ -28,9 +28,11 @@ typedef struct gw_sender gw_sender;
 /* Counters since start, read with gw_sender_stats_get (any thread). */
 typedef struct gw_sender_stats {
 	uint64_t sent, retried, failed, dead, window_closed, in_flight;
+	uint64_t unauthorized; /* messages held because the provider refused loket's credentials */
 	uint64_t lat_count, lat_sum_us;
 	uint64_t lat_bucket[GW_SEND_LAT_BUCKETS + 1]; /* cumulative counts per bucket, +Inf last */
 	int running;
+	int credentials_refused; /* 1 from a provider refusing loket's credentials until it accepts them again */
 } gw_sender_stats;
 
 /* The latency buckets' upper bounds in seconds, GW_SEND_LAT_BUCKETS of them. */

@@ -351,9 +351,13 @@ static void gw_route_healthz_done(gw_server *s, gw_http_pss *pss, const gw_job *
 		gw_sender_stats_get(s->o.sender, &st);
 		sender_ok = st.running != 0;
 	}
-	n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"store\":\"%s\",\"sender\":\"%s\",\"queue\":%lld}",
+	/* refused credentials stay 200: inbound messages are still taken and
+	 * kept, and a balancer that dropped loket would lose those too */
+	n = snprintf(body, sizeof(body),
+		     "{\"status\":\"%s\",\"store\":\"%s\",\"sender\":\"%s\",\"credentials\":\"%s\",\"queue\":%lld}",
 		     store_ok && sender_ok ? "ok" : "fail", store_ok ? "ok" : store_rc_str(j->ping_rc),
-		     sender_ok ? "ok" : "stopped", j->counts_ok ? (long long)j->counts.pending : -1LL);
+		     sender_ok ? "ok" : "stopped", st.credentials_refused ? "refused" : "ok",
+		     j->counts_ok ? (long long)j->counts.pending : -1LL);
 	if (n < 0 || (size_t)n >= sizeof(body)) {
 		gw_http_answer(pss, 500, "healthz overflow\n");
 		return;

@@ -1055,6 +1055,8 @@ static gw_send_class wa_classify(long http_status, const char *body, size_t len,
 	}
 	if (has_code && code == 131047)
 		cls = GW_SEND_WINDOW_CLOSED;
+	else if (http_status == 401 || (has_code && code == 190))
+		cls = GW_SEND_UNAUTHORIZED; /* the token expired or is wrong: ours to fix */
 	else if (http_status == 429 || (has_code && wa_code_in(code, throttle, sizeof(throttle) / sizeof(throttle[0]))))
 		cls = GW_SEND_RETRY_LATER;
 	else if (http_status >= 500)

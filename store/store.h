@@ -240,15 +240,18 @@ typedef enum store_outbox_outcome {
 	STORE_OUTBOX_SENT = 0, /* as store_outbox_sent */
 	STORE_OUTBOX_RETRY,    /* as store_outbox_retry */
 	STORE_OUTBOX_FAIL,     /* as store_outbox_fail */
+	STORE_OUTBOX_HOLD,     /* wait until next_ms like RETRY, without counting an
+				* attempt: the send could not be made for a reason of
+				* ours (the provider refused loket's credentials) */
 } store_outbox_outcome;
 
 typedef struct store_outbox_result {
 	int64_t id;		 /* the outbound message's id */
 	int outcome;		 /* store_outbox_outcome */
 	const char *provider_id; /* SENT: the provider's message id, or NULL */
-	int64_t next_ms;	 /* RETRY: when to try again */
+	int64_t next_ms;	 /* RETRY, HOLD: when to try again */
 	const char *status;	 /* FAIL: "failed", "dead" or "window_closed" */
-	const char *error;	 /* RETRY, FAIL: kept with the row / message; may be NULL */
+	const char *error;	 /* RETRY, HOLD, FAIL: kept with the row / message; may be NULL */
 } store_outbox_result;
 
 /* Records n outcomes in one transaction (one commit, one turn of the write

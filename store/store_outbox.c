@@ -154,16 +154,18 @@ static int sent_one(store *s, int64_t id, const char *provider_id, int64_t now_m
 	return store_status_insert(s, id, "sent", NULL, now_ms);
 }
 
-static int retry_one(store *s, int64_t id, int64_t next_ms, const char *error)
+/* RETRY counts an attempt (count 1), HOLD does not (count 0). */
+static int retry_one(store *s, int64_t id, int count, int64_t next_ms, const char *error)
 {
 	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_RETRY,
-				      "UPDATE outbox SET attempts = attempts + 1, next_attempt_ms = ?, last_error = ?,"
+				      "UPDATE outbox SET attempts = attempts + ?, next_attempt_ms = ?, last_error = ?,"
 				      " lease_until_ms = 0 WHERE message_id = ? AND dead = 0");
 	if (!st)
 		return STORE_ERR;
-	sqlite3_bind_int64(st, 1, next_ms);
-	store_bind_text(st, 2, error);
-	sqlite3_bind_int64(st, 3, id);
+	sqlite3_bind_int(st, 1, count);
+	sqlite3_bind_int64(st, 2, next_ms);
+	store_bind_text(st, 3, error);
+	sqlite3_bind_int64(st, 4, id);
 	return exec_one(s, st, id);
 }
 
@@ -235,7 +237,8 @@ int store_outbox_results(store *s, const store_outbox_result *v, size_t n, int64
 			one = sent_one(s, r->id, r->provider_id, now_ms);
 			break;
 		case STORE_OUTBOX_RETRY:
-			one = retry_one(s, r->id, r->next_ms, r->error);
+		case STORE_OUTBOX_HOLD:
+			one = retry_one(s, r->id, r->outcome == STORE_OUTBOX_RETRY, r->next_ms, r->error);
 			break;
 		case STORE_OUTBOX_FAIL:
 			one = valid_fail_status(r->status)

@@ -940,7 +940,8 @@ static void db_msg(fixture *f, int64_t id, char *status, size_t slen, char *pid,
 	sqlite3_close(db);
 }
 
-static int64_t db_outbox_rows(fixture *f)
+/* The first column of sql's first row, read on a handle of its own. */
+static int64_t db_count(fixture *f, const char *sql)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *q = NULL;
@@ -949,12 +950,16 @@ static int64_t db_outbox_rows(fixture *f)
 	if (sqlite3_open_v2(f->c.store.path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
 		fail_msg("sqlite3_open_v2(%s): %s", f->c.store.path, sqlite3_errmsg(db));
 	sqlite3_busy_timeout(db, 2000);
-	if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM outbox", -1, &q, NULL) == SQLITE_OK &&
-	    sqlite3_step(q) == SQLITE_ROW)
+	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
 		n = sqlite3_column_int64(q, 0);
 	sqlite3_finalize(q);
 	sqlite3_close(db);
 	return n;
+}
+
+static int64_t db_outbox_rows(fixture *f)
+{
+	return db_count(f, "SELECT COUNT(*) FROM outbox");
 }
 
 /* Waits up to timeout_ms until the provider recorded want requests. */
@@ -1366,6 +1371,72 @@ static void test_attached_stop_records_outcomes(void **state)
 	fixture_done_attached(&f);
 }
 
+/* An expired token (401, Meta's 190) is not the reply's fault: the reply
+ * waits in the outbox without counting an attempt (max_attempts is 1 here, so
+ * any counted attempt would make it dead), the channel's other replies wait
+ * without a request while the channel is held, the stats say the credentials
+ * are refused, and once the provider accepts them again everything goes. */
+static void test_sender_expired_token_holds_replies(void **state)
+{
+	static const char *const texts[] = {"Izin usaha?"};
+	static const char *const addrs[] = {"6281700000001", "6281700000002", "6281700000003"};
+	fixture f;
+	store_inbound_result res[3];
+	gw_sender_stats st;
+	char sql[200];
+	int64_t end;
+
+	(void)state;
+	fixture_init(&f);
+	f.c.sender.max_attempts = 1;
+	f.c.sender.backoff_max_ms = 1500; /* the channel is held this long */
+	provider_mode("expired", 0);
+	fixture_start(&f);
+	inbound(&f, "whatsapp", addrs[0], now_ms(), 1, texts, &res[0]);
+	gw_sender_wake(f.s);
+	end = now_ms() + 5000;
+	do {
+		sleep_ms(20);
+		gw_sender_stats_get(f.s, &st);
+	} while (st.unauthorized < 1 && now_ms() < end);
+	assert_int_equal(st.unauthorized, 1);
+	assert_int_equal(st.credentials_refused, 1);
+	assert_int_equal(st.dead + st.failed + st.retried, 0);
+	assert_int_equal(provider_count(), 1);
+	snprintf(sql, sizeof(sql),
+		 "SELECT COUNT(*) FROM outbox WHERE message_id = %lld AND attempts = 0 AND dead = 0"
+		 " AND last_error LIKE '190 %%'",
+		 (long long)res[0].out_ids[0]);
+	assert_int_equal(db_count(&f, sql), 1);
+	snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM messages WHERE id = %lld AND status = 'queued'",
+		 (long long)res[0].out_ids[0]);
+	assert_int_equal(db_count(&f, sql), 1);
+
+	/* while held, two more replies wait without a request */
+	for (int i = 1; i < 3; i++)
+		inbound(&f, "whatsapp", addrs[i], now_ms(), 1, texts, &res[i]);
+	gw_sender_wake(f.s);
+	end = now_ms() + 1000;
+	do {
+		sleep_ms(20);
+		gw_sender_stats_get(f.s, &st);
+	} while (st.unauthorized < 3 && now_ms() < end);
+	assert_int_equal(st.unauthorized, 3);
+	assert_int_equal(provider_count(), 1);
+
+	/* the token works again: all three go, the first one included */
+	provider_mode("ok", 0);
+	for (int i = 0; i < 3; i++)
+		wait_status(&f, res[i].conversation_id, res[i].out_ids[0], "sent", 8000);
+	gw_sender_stats_get(f.s, &st);
+	assert_int_equal(st.sent, 3);
+	assert_int_equal(st.credentials_refused, 0);
+	assert_int_equal(st.dead + st.failed, 0);
+	assert_int_equal(provider_count(), 4);
+	assert_int_equal(db_outbox_rows(&f), 0);
+	fixture_done(&f);
+}
+
 typedef struct stopper {
 	gw_sender *s;
 	atomic_int returned;
@@ -1501,6 +1572,7 @@ int main(void)
 	    cmocka_unit_test(test_sender_window_closed_by_provider),
 	    cmocka_unit_test(test_sender_dead_after_max_attempts),
 	    cmocka_unit_test(test_sender_window_closed_without_request),
+	    cmocka_unit_test(test_sender_expired_token_holds_replies),
 	    cmocka_unit_test(test_sender_rate_limit),
 	    cmocka_unit_test(test_sender_unknown_channel_fails),
 	    cmocka_unit_test(test_sender_unconfigured_keeps_items),

@@ -15,7 +15,7 @@ As a module (in-process, on a thread):
     p.set_mode("500", count=2); p.requests(); p.reset(); p.stop()
 
 HTTP control interface (not recorded):
-    POST /_control  {"mode": "ok"|"slow"|"500"|"429"|"window"|"bad"|"hang", "count": N}
+    POST /_control  {"mode": "ok"|"slow"|"500"|"429"|"window"|"bad"|"expired"|"hang", "count": N}
                     the mode holds for the next N recorded requests, then "ok"
                     again; without count it holds until changed
     GET  /_requests a JSON array of {"method", "path", "headers", "body", "time",
@@ -31,6 +31,8 @@ Modes, for every other request:
             whatsapp_send_error_ratelimit.json
     window  400 with code 131047 (more than 24 hours since the citizen wrote)
     bad     400 with code 100 (invalid parameter)
+    expired 401 with code 190, subcode 463 (the access token has expired: Meta's
+            OAuthException for an expired token)
     hang    reads the request and never answers, until the client gives up
             (the connection is closed after 60 s, or when the provider stops)
 """
@@ -45,7 +47,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MODES = ("ok", "slow", "500", "429", "window", "bad", "hang")
+MODES = ("ok", "slow", "500", "429", "window", "bad", "expired", "hang")
 HANG_MAX_S = 60.0
 SLOW_S = 1.5
 
@@ -61,6 +63,11 @@ ERR_WINDOW = {"error": {"message": "(#131047) Re-engagement message", "type": "O
                                        "details": "Message failed to send because more than 24 hours have "
                                                   "passed since the customer last replied to this number."},
                         "fbtrace_id": "AtestFbtraceWin"}}
+ERR_EXPIRED = {"error": {"message": "Error validating access token: Session has expired on Friday, "
+                                    "27-Nov-26 09:00:00 PST. The current time is Saturday, 28-Nov-26 "
+                                    "04:12:40 PST.",
+                         "type": "OAuthException", "code": 190, "error_subcode": 463,
+                         "fbtrace_id": "AtestFbtraceExp"}}
 ERR_BAD = {"error": {"message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100,
                      "error_data": {"messaging_product": "whatsapp", "details": "Parameter value is not valid"},
                      "fbtrace_id": "AtestFbtraceBad"}}
@@ -195,6 +202,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, ERR_WINDOW)
         elif mode == "bad":
             self._send(400, ERR_BAD)
+        elif mode == "expired":
+            self._send(401, ERR_EXPIRED)
         else:  # hang
             deadline = time.monotonic() + HANG_MAX_S
             while time.monotonic() < deadline and not self.state.stopping.is_set():

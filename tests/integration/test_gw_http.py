@@ -132,7 +132,7 @@ class HttpSurface(ServerTestCase):
         self.assertEqual(hdrs["content-type"], "application/json")
         import json
         h = json.loads(body)
-        self.assertEqual((h["status"], h["store"], h["sender"]), ("ok", "ok", "ok"))
+        self.assertEqual((h["status"], h["store"], h["sender"], h["credentials"]), ("ok", "ok", "ok", "ok"))
         self.assertIsInstance(h["queue"], int)
 
     def test_metrics_lists_every_family(self):

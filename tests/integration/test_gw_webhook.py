@@ -173,6 +173,44 @@ class Webhooks(ServerTestCase):
         self.assertGreater(len(self.p.requests()), before)
         self.assertGreaterEqual(self.gw.metrics()["loket_send_retries_total"], 2)
 
+    def test_expired_token_holds_replies_until_it_works(self):
+        """Meta answers 401 with code 190 (the access token expired): the reply
+        is not failed but waits in the outbox, /healthz and /metrics say the
+        credentials are refused, the log says so at error level without the
+        token, and the reply goes once the provider accepts the token again."""
+        sender = "6281200000951"
+        self.p.set_mode("expired")
+        self.assertEqual(self.gw.post_webhook(webhook_text(sender, "wamid.exp.1", "jam buka kantor")), 200)
+        self.assertTrue(wait_for(lambda: self.gw.metrics()["loket_send_credentials_refused"] == 1),
+                        "the gauge says the credentials are refused")
+        status, _, body = self.gw.request("GET", "/healthz")
+        h = json.loads(body)
+        self.assertEqual((status, h["status"], h["credentials"]), (200, "ok", "refused"),
+                         "still 200: inbound messages are still taken")
+        m = self.gw.metrics()
+        self.assertGreaterEqual(m['loket_outbound_total{channel="all",outcome="unauthorized"}'], 1)
+        self.assertEqual(m['loket_outbound_total{channel="all",outcome="failed"}'], 0)
+        row = self.gw.db_rows(
+            "SELECT o.attempts, o.dead, o.last_error, m.status FROM outbox o JOIN messages m ON m.id = o.message_id "
+            "JOIN conversations c ON c.id = m.conversation_id JOIN contacts k ON k.id = c.contact_id "
+            "WHERE k.address = ?", (sender,))
+        self.assertEqual(len(row), 1)
+        attempts, dead, last_error, status = row[0]
+        self.assertEqual((attempts, dead, status), (0, 0, "queued"), "waiting, no attempt counted")
+        self.assertTrue(last_error.startswith("190 "), last_error)
+        log = self.gw.log()
+        self.assertRegex(log, r' error send_unauthorized channel="whatsapp" http=401 error="190 ')
+
+        self.p.set_mode("ok")
+        self.assertTrue(wait_for(lambda: self.gw.db_rows(
+            "SELECT m.status FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+            "JOIN contacts k ON k.id = c.contact_id WHERE k.address = ? AND m.direction = 'out'",
+            (sender,))[0][0] == "sent"), "the reply goes once the token works")
+        h = json.loads(self.gw.request("GET", "/healthz")[2])
+        self.assertEqual(h["credentials"], "ok")
+        self.assertEqual(self.gw.metrics()["loket_send_credentials_refused"], 0)
+        self.assertIn('info send_authorized channel="whatsapp"', self.gw.log())
+
     def test_metrics_move(self):
         before = self.gw.metrics()
         sender = "6281200000801"

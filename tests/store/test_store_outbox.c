@@ -223,6 +223,38 @@ static void test_store_outbox_results_records_a_batch(void **state)
 	assert_int_equal(store_outbox_results(s, v, 0, 3000, rc), STORE_OK);
 }
 
+/* HOLD (the provider refused loket's credentials) waits like a retry but
+ * counts no attempt: an expired token must not bring a reply nearer to its
+ * dead letter. */
+static void test_store_outbox_hold_counts_no_attempt(void **state)
+{
+	(void)state;
+	t_decider t = {.queue = 1};
+	int64_t id = t_one(s, &t, t_in("whatsapp", "62881", "h1", "jam", 1000)).out_ids[0];
+	int64_t ids[8];
+	char sql[200];
+	int rc[1];
+
+	assert_int_equal(lease_ids(2000, 30000, 10, ids), 1);
+	store_outbox_result r = {.id = id, .outcome = STORE_OUTBOX_RETRY, .next_ms = 5000, .error = "http 500"};
+	assert_int_equal(store_outbox_results(s, &r, 1, 2000, rc), STORE_OK);
+	assert_int_equal(rc[0], STORE_OK);
+	assert_int_equal(lease_ids(5000, 30000, 10, ids), 1);
+	r = (store_outbox_result){.id = id, .outcome = STORE_OUTBOX_HOLD, .next_ms = 20000, .error = "190 expired"};
+	assert_int_equal(store_outbox_results(s, &r, 1, 5000, rc), STORE_OK);
+	assert_int_equal(rc[0], STORE_OK);
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM outbox WHERE message_id = %lld AND attempts = 1 AND dead = 0"
+		 " AND last_error = '190 expired' AND next_attempt_ms = 20000",
+		 (long long)id);
+	assert_int_equal(t_sql_int(path, sql), 1);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE id = %lld AND status = 'queued'", (long long)id);
+	assert_int_equal(t_sql_int(path, sql), 1);
+	assert_int_equal(lease_ids(19999, 30000, 10, ids), 0);
+	assert_int_equal(lease_ids(20000, 30000, 10, ids), 1);
+	assert_int_equal(ids[0], id);
+}
+
 /* A database locked by another connection: nothing of the batch is recorded,
  * every item says so, and the same batch goes through once the lock is gone. */
 static void test_store_outbox_results_busy_records_nothing(void **state)
@@ -317,6 +349,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_store_outbox_lease_respects_max, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_outbox_wrong_calls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_outbox_results_records_a_batch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_store_outbox_hold_counts_no_attempt, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_outbox_results_busy_records_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_store_status_never_moves_backwards, setup, teardown),
 	};
