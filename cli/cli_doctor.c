@@ -1,16 +1,20 @@
 /* cli_doctor: `loket doctor`, a deployment check that says what to fix, one
  * line each: the config, the intents, the database (writable, mode 0600), the
- * listen address, each channel's credentials, and the web pages. */
+ * listen address, each channel's credentials (and, unless --offline, whether
+ * the WhatsApp Cloud API accepts them), and the web pages. */
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "gateway/gw_channel.h"
 #include "store/store.h"
 
 static int problems;
@@ -91,7 +95,91 @@ static void check_store(const cfg *c)
 		note("[store] synchronous = %s: the last commits may be lost on a power cut", c->store.synchronous);
 }
 
-static void check_channels(const cfg *c)
+#define DOCTOR_ANSWER_MAX 16384
+
+typedef struct doctor_answer {
+	char buf[DOCTOR_ANSWER_MAX];
+	size_t len;
+} doctor_answer;
+
+static size_t doctor_collect(char *data, size_t size, size_t n, void *arg)
+{
+	doctor_answer *a = arg;
+	size_t take = size * n;
+
+	if (take > sizeof(a->buf) - a->len)
+		take = sizeof(a->buf) - a->len; /* the rest is not needed */
+	memcpy(a->buf + a->len, data, take);
+	a->len += take;
+	return size * n;
+}
+
+/* Asks the Graph API for the configured phone number (GET api_base/ID, the
+ * token as Bearer): the one request that tells whether the token works and
+ * the id is that token's, without sending anyone a message. */
+static void check_whatsapp_live(const cfg *c)
+{
+	char url[sizeof(c->whatsapp.api_base) + sizeof(c->whatsapp.phone_number_id) + 32];
+	char auth[sizeof(c->whatsapp.access_token) + 32], err[256] = "", id[64];
+	size_t base = strlen(c->whatsapp.api_base);
+	struct curl_slist *hdr = NULL;
+	doctor_answer *a = NULL;
+	CURL *e = NULL;
+	CURLcode rc;
+	long http = 0;
+
+	while (base && c->whatsapp.api_base[base - 1] == '/')
+		base--;
+	snprintf(url, sizeof(url), "%.*s/%s?fields=id,display_phone_number", (int)base, c->whatsapp.api_base,
+		 c->whatsapp.phone_number_id);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->whatsapp.access_token);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (!(a = calloc(1, sizeof(*a))) || !(e = curl_easy_init()) || !(hdr = curl_slist_append(NULL, auth))) {
+		note("could not check the WhatsApp token: %s", "out of memory");
+		goto out;
+	}
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, doctor_collect);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
+	rc = curl_easy_perform(e);
+	if (rc != CURLE_OK) {
+		printf("note  could not reach %.*s to check the token: %s\n", (int)base, c->whatsapp.api_base,
+		       curl_easy_strerror(rc));
+		goto out;
+	}
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &http);
+	switch (gw_whatsapp_ops.classify(http, a->buf, a->len, id, sizeof(id), err, sizeof(err))) {
+	case GW_SEND_OK:
+		ok("the WhatsApp Cloud API accepts the access token for this phone_number_id");
+		break;
+	case GW_SEND_UNAUTHORIZED:
+		fix("the WhatsApp Cloud API refuses [whatsapp] access_token (%s): replies would wait unsent; "
+		    "make a new token%s",
+		    err, NULL);
+		break;
+	case GW_SEND_RETRY:
+	case GW_SEND_RETRY_LATER:
+		printf("note  the WhatsApp Cloud API could not answer the check now (%s): try again later\n", err);
+		break;
+	default:
+		fix("the WhatsApp Cloud API refused the check of [whatsapp] phone_number_id %s (%s)",
+		    c->whatsapp.phone_number_id, err);
+		break;
+	}
+out:
+	curl_slist_free_all(hdr);
+	if (e)
+		curl_easy_cleanup(e);
+	free(a);
+	explicit_bzero(auth, sizeof(auth));
+	curl_global_cleanup();
+}
+
+static void check_channels(const cfg *c, int offline)
 {
 	if (!c->whatsapp.phone_number_id[0] || !c->whatsapp.access_token[0]) {
 		note("WhatsApp runs in sandbox mode (%s): replies are stored, not sent",
@@ -106,6 +194,8 @@ static void check_channels(const cfg *c)
 		if (strncmp(c->server.public_url, "https://", 8) != 0)
 			fix("[server] public_url %s is not https: Meta only calls https webhooks%s",
 			    c->server.public_url, NULL);
+		if (!offline)
+			check_whatsapp_live(c);
 	}
 	if (!c->office.email[0])
 		note("[office] email is empty: replies leave the email line out (%s)", "set OFFICE_EMAIL");
@@ -114,6 +204,7 @@ static void check_channels(const cfg *c)
 int cli_doctor(int argc, char **argv)
 {
 	const char *path = NULL;
+	int offline = 0;
 	cfg c;
 	bot_set *set;
 	struct stat st;
@@ -121,8 +212,10 @@ int cli_doctor(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
 			path = argv[++i];
+		} else if (strcmp(argv[i], "--offline") == 0) {
+			offline = 1;
 		} else {
-			fprintf(stderr, "usage: loket doctor [-c FILE]\n");
+			fprintf(stderr, "usage: loket doctor [-c FILE] [--offline]\n");
 			return 2;
 		}
 	}
@@ -140,7 +233,7 @@ int cli_doctor(int argc, char **argv)
 	bot_set_free(set);
 	check_store(&c);
 	check_listen(&c);
-	check_channels(&c);
+	check_channels(&c, offline);
 	if (stat("console/chat/index.html", &st) != 0)
 		fix("console/chat/index.html is missing: run loket from its installation directory%s%s", NULL, NULL);
 	else

@@ -10,7 +10,10 @@ import sqlite3
 import stat
 import subprocess
 import tempfile
+import sys
 import unittest
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from provider import Provider  # noqa: E402
 
 ROOT = os.environ.get("LOKET_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 LOKET = os.environ.get("LOKET_BIN", os.path.join(ROOT, "bin", "loket"))
@@ -111,11 +114,51 @@ class CliTest(unittest.TestCase):
         self.assertIn("sandbox mode", r.stdout)
         with open(self.conf, "a") as f:
             f.write("[whatsapp]\nphone_number_id = 1234\naccess_token = tok\n")
-        r = run(["doctor", "-c", self.conf])
+        r = run(["doctor", "--offline", "-c", self.conf])  # no request to the real Graph API
         self.assertEqual(r.returncode, 1)
         self.assertIn("FIX   [whatsapp] app_secret is empty", r.stdout)
         self.assertIn("FIX   [server] public_url http://127.0.0.1:8080 is not https", r.stdout)
         self.assertNotIn("tok", r.stdout.replace("token", ""))
+        self.assertNotIn("Cloud API", r.stdout)
+
+    def test_doctor_asks_the_provider_whether_the_token_works(self):
+        token = "EAAG-doctor-test-token-0123456789"
+        p = Provider().start()
+        try:
+            with open(self.conf, "a") as f:
+                f.write("[server]\npublic_url = https://loket.example.go.id\n"
+                        "[whatsapp]\nphone_number_id = 1098765\naccess_token = %s\napp_secret = s3cr3t-app\n"
+                        "verify_token = v3rify\napi_base = %s/v21.0/\n" % (token, p.url))
+            r = run(["doctor", "-c", self.conf])
+            self.assertIn("ok    the WhatsApp Cloud API accepts the access token", r.stdout)
+            self.assertEqual(r.returncode, 0, r.stdout)
+            req = p.requests()[-1]
+            self.assertEqual((req["method"], req["path"].split("?")[0]), ("GET", "/v21.0/1098765"))
+            self.assertEqual(req["headers"].get("Authorization"), "Bearer " + token)
+
+            p.set_mode("expired")
+            r = run(["doctor", "-c", self.conf])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("FIX   the WhatsApp Cloud API refuses [whatsapp] access_token (190 Error validating",
+                          r.stdout)
+            self.assertNotIn(token, r.stdout + r.stderr)
+
+            p.set_mode("bad")
+            r = run(["doctor", "-c", self.conf])
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("FIX   the WhatsApp Cloud API refused the check of [whatsapp] phone_number_id 1098765",
+                          r.stdout)
+
+            p.set_mode("500")
+            r = run(["doctor", "-c", self.conf])
+            self.assertEqual(r.returncode, 0, r.stdout)
+            self.assertIn("note  the WhatsApp Cloud API could not answer the check now", r.stdout)
+        finally:
+            p.stop()
+        # nobody listens there now: a note, not a verdict on the token
+        r = run(["doctor", "-c", self.conf])
+        self.assertEqual(r.returncode, 0, r.stdout)
+        self.assertIn("note  could not reach %s/v21.0 to check the token" % p.url, r.stdout)
 
     def test_rate_limit_per_contact(self):
         with open(self.conf, "a") as f:
