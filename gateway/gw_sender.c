@@ -629,6 +629,8 @@ static void snd_result_of(const snd_xfer *x, store_outbox_result *r)
 	case SND_OUT_HOLD:
 		r->outcome = x->out == SND_OUT_RETRY ? STORE_OUTBOX_RETRY : STORE_OUTBOX_HOLD;
 		r->next_ms = x->next_ms;
+		if (x->out == SND_OUT_HOLD && !x->attempted)
+			r->error = NULL; /* no request: the provider's last refusal stays the row's error */
 		break;
 	case SND_OUT_FAIL:
 	default:

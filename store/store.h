@@ -228,7 +228,7 @@ void store_outbox_fresh_take(store *s, store_outbox_item **items, size_t *n);
 /* The send succeeded: the outbox row goes, the message becomes "sent" with the
  * provider's id (for status callbacks). */
 int store_outbox_sent(store *s, int64_t id, const char *provider_id, int64_t now_ms);
-/* Try again at next_ms; attempts + 1; the error is kept. */
+/* Try again at next_ms; attempts + 1; the error is kept (NULL: the last one stays). */
 int store_outbox_retry(store *s, int64_t id, int64_t next_ms, const char *error, int64_t now_ms);
 /* Give up: status is "failed" (permanent 4xx), "dead" (max attempts reached) or
  * "window_closed" (WhatsApp 24-hour rule); the outbox row stays, marked dead,
@@ -251,7 +251,8 @@ typedef struct store_outbox_result {
 	const char *provider_id; /* SENT: the provider's message id, or NULL */
 	int64_t next_ms;	 /* RETRY, HOLD: when to try again */
 	const char *status;	 /* FAIL: "failed", "dead" or "window_closed" */
-	const char *error;	 /* RETRY, HOLD, FAIL: kept with the row / message; may be NULL */
+	const char *error;	 /* RETRY, HOLD, FAIL: kept with the row / message; may be NULL
+				  * (RETRY, HOLD: NULL keeps the row's last error) */
 } store_outbox_result;
 
 /* Records n outcomes in one transaction (one commit, one turn of the write

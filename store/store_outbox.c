@@ -154,11 +154,12 @@ static int sent_one(store *s, int64_t id, const char *provider_id, int64_t now_m
 	return store_status_insert(s, id, "sent", NULL, now_ms);
 }
 
-/* RETRY counts an attempt (count 1), HOLD does not (count 0). */
+/* RETRY counts an attempt (count 1), HOLD does not (count 0). A NULL error
+ * keeps the row's last one (a hold that made no request has nothing new). */
 static int retry_one(store *s, int64_t id, int count, int64_t next_ms, const char *error)
 {
 	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_RETRY,
-				      "UPDATE outbox SET attempts = attempts + ?, next_attempt_ms = ?, last_error = ?,"
+				      "UPDATE outbox SET attempts = attempts + ?, next_attempt_ms = ?, last_error = COALESCE(?, last_error),"
 				      " lease_until_ms = 0 WHERE message_id = ? AND dead = 0");
 	if (!st)
 		return STORE_ERR;

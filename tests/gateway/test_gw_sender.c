@@ -1389,7 +1389,7 @@ static void test_sender_expired_token_holds_replies(void **state)
 	(void)state;
 	fixture_init(&f);
 	f.c.sender.max_attempts = 1;
-	f.c.sender.backoff_max_ms = 1500; /* the channel is held this long */
+	f.c.sender.backoff_max_ms = 4000; /* the channel is held this long */
 	provider_mode("expired", 0);
 	fixture_start(&f);
 	inbound(&f, "whatsapp", addrs[0], now_ms(), 1, texts, &res[0]);
@@ -1427,7 +1427,7 @@ static void test_sender_expired_token_holds_replies(void **state)
 	/* the token works again: all three go, the first one included */
 	provider_mode("ok", 0);
 	for (int i = 0; i < 3; i++)
-		wait_status(&f, res[i].conversation_id, res[i].out_ids[0], "sent", 8000);
+		wait_status(&f, res[i].conversation_id, res[i].out_ids[0], "sent", 12000);
 	gw_sender_stats_get(f.s, &st);
 	assert_int_equal(st.sent, 3);
 	assert_int_equal(st.credentials_refused, 0);

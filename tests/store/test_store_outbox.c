@@ -251,7 +251,17 @@ static void test_store_outbox_hold_counts_no_attempt(void **state)
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE id = %lld AND status = 'queued'", (long long)id);
 	assert_int_equal(t_sql_int(path, sql), 1);
 	assert_int_equal(lease_ids(19999, 30000, 10, ids), 0);
+	/* a hold that made no request has no error of its own: the last stays */
 	assert_int_equal(lease_ids(20000, 30000, 10, ids), 1);
+	r = (store_outbox_result){.id = id, .outcome = STORE_OUTBOX_HOLD, .next_ms = 40000, .error = NULL};
+	assert_int_equal(store_outbox_results(s, &r, 1, 20000, rc), STORE_OK);
+	snprintf(sql, sizeof sql,
+		 "SELECT count(*) FROM outbox WHERE message_id = %lld AND attempts = 1"
+		 " AND last_error = '190 expired' AND next_attempt_ms = 40000",
+		 (long long)id);
+	assert_int_equal(t_sql_int(path, sql), 1);
+	assert_int_equal(lease_ids(39999, 30000, 10, ids), 0);
+	assert_int_equal(lease_ids(40000, 30000, 10, ids), 1);
 	assert_int_equal(ids[0], id);
 }
 
