@@ -1371,6 +1371,20 @@ static void test_attached_stop_records_outcomes(void **state)
 	fixture_done_attached(&f);
 }
 
+/* Wakes the sender and waits until it has held want replies for refused
+ * credentials; st is its stats then. */
+static void wait_unauthorized(fixture *f, uint64_t want, int timeout_ms, gw_sender_stats *st)
+{
+	int64_t end = now_ms() + timeout_ms;
+
+	gw_sender_wake(f->s);
+	do {
+		sleep_ms(20);
+		gw_sender_stats_get(f->s, st);
+	} while (st->unauthorized < want && now_ms() < end);
+	assert_int_equal(st->unauthorized, want);
+}
+
 /* An expired token (401, Meta's 190) is not the reply's fault: the reply
  * waits in the outbox without counting an attempt (max_attempts is 1 here, so
  * any counted attempt would make it dead), the channel's other replies wait
@@ -1384,7 +1398,6 @@ static void test_sender_expired_token_holds_replies(void **state)
 	store_inbound_result res[3];
 	gw_sender_stats st;
 	char sql[200];
-	int64_t end;
 
 	(void)state;
 	fixture_init(&f);
@@ -1393,13 +1406,7 @@ static void test_sender_expired_token_holds_replies(void **state)
 	provider_mode("expired", 0);
 	fixture_start(&f);
 	inbound(&f, "whatsapp", addrs[0], now_ms(), 1, texts, &res[0]);
-	gw_sender_wake(f.s);
-	end = now_ms() + 5000;
-	do {
-		sleep_ms(20);
-		gw_sender_stats_get(f.s, &st);
-	} while (st.unauthorized < 1 && now_ms() < end);
-	assert_int_equal(st.unauthorized, 1);
+	wait_unauthorized(&f, 1, 5000, &st);
 	assert_int_equal(st.credentials_refused, 1);
 	assert_int_equal(st.dead + st.failed + st.retried, 0);
 	assert_int_equal(provider_count(), 1);
@@ -1415,13 +1422,7 @@ static void test_sender_expired_token_holds_replies(void **state)
 	/* while held, two more replies wait without a request */
 	for (int i = 1; i < 3; i++)
 		inbound(&f, "whatsapp", addrs[i], now_ms(), 1, texts, &res[i]);
-	gw_sender_wake(f.s);
-	end = now_ms() + 1000;
-	do {
-		sleep_ms(20);
-		gw_sender_stats_get(f.s, &st);
-	} while (st.unauthorized < 3 && now_ms() < end);
-	assert_int_equal(st.unauthorized, 3);
+	wait_unauthorized(&f, 3, 1000, &st);
 	assert_int_equal(provider_count(), 1);
 
 	/* the token works again: all three go, the first one included */
