@@ -417,7 +417,8 @@ static void snd_auth_hold(gw_sender *s, const snd_xfer *x)
 	if (s->auth_logged_us == 0 || now - s->auth_logged_us >= (int64_t)SND_AUTH_HOLD_MS * 1000) {
 		char ch[48], er[300];
 		s->auth_logged_us = now;
-		log_event(LOG_ERROR, "send_unauthorized", "channel=%s http=%ld error=%s retry_in_ms=%" PRId64 " note=%s",
+		log_event(LOG_ERROR, "send_unauthorized",
+			  "channel=%s http=%ld error=%s retry_in_ms=%" PRId64 " note=%s",
 			  log_kv_str(x->ops->name, ch, sizeof(ch)), x->http, log_kv_str(x->error, er, sizeof(er)),
 			  (until - now) / 1000,
 			  "\"the provider refused loket's credentials: replies wait in the outbox, not failed;"
@@ -707,7 +708,8 @@ static void snd_recorded(gw_sender *s, snd_xfer *x, int rc, int64_t now)
 		log_event(lvl, "send",
 			  "id=%" PRId64 " conv=%" PRId64 " channel=%s to=%s outcome=held class=%s http=%ld ms=%" PRId64
 			  " next_in_ms=%" PRId64 " error=%s",
-			  x->item.id, x->item.conversation_id, ch, to, x->cls_name, x->http, x->ms, x->next_ms - now, er);
+			  x->item.id, x->item.conversation_id, ch, to, x->cls_name, x->http, x->ms, x->next_ms - now,
+			  er);
 		break;
 	case SND_OUT_FAIL:
 	default:

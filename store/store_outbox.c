@@ -158,9 +158,10 @@ static int sent_one(store *s, int64_t id, const char *provider_id, int64_t now_m
  * keeps the row's last one (a hold that made no request has nothing new). */
 static int retry_one(store *s, int64_t id, int count, int64_t next_ms, const char *error)
 {
-	sqlite3_stmt *st = store_stmt(s, STMT_OUTBOX_RETRY,
-				      "UPDATE outbox SET attempts = attempts + ?, next_attempt_ms = ?, last_error = COALESCE(?, last_error),"
-				      " lease_until_ms = 0 WHERE message_id = ? AND dead = 0");
+	sqlite3_stmt *st = store_stmt(
+	    s, STMT_OUTBOX_RETRY,
+	    "UPDATE outbox SET attempts = attempts + ?, next_attempt_ms = ?, last_error = COALESCE(?, last_error),"
+	    " lease_until_ms = 0 WHERE message_id = ? AND dead = 0");
 	if (!st)
 		return STORE_ERR;
 	sqlite3_bind_int(st, 1, count);
