@@ -435,8 +435,14 @@ static int wa_parse_message(wa_doc *d, const cJSON *value, const cJSON *msg, sto
 		if (!m->media_type)
 			m->media_type = type;
 		m->text = wa_jstr(d, md, "caption");
+	} else if (strcmp(type, "reaction") == 0) {
+		/* an emoji on one of our messages (none: the reaction was taken
+		 * back); kept as the text, so a transcript shows it, not answered */
+		m->kind = "media";
+		m->media_type = "reaction";
+		m->text = wa_jstr(d, wa_get(d, msg, "reaction"), "emoji");
 	} else {
-		/* location, contacts, reaction, unsupported, ...: the type names it */
+		/* location, contacts, unsupported, ...: the type names it */
 		m->kind = "media";
 		m->media_type = type;
 	}

@@ -388,8 +388,10 @@ static void test_wa_parse_mixed_batch(void **state)
 	    "\"mime_type\":\"application/pdf\"}},"
 	    "{\"from\":\"62811\",\"id\":\"m3\",\"timestamp\":\"300\",\"type\":\"button\",\"button\":{\"payload\":"
 	    "\"formulir\",\"text\":\"Formulir\"}},"
-	    "{\"from\":\"62811\",\"id\":\"m4\",\"timestamp\":\"400\",\"type\":\"reaction\",\"reaction\":{\"emoji\":"
-	    "\"x\"}}"
+	    "{\"from\":\"62811\",\"id\":\"m4\",\"timestamp\":\"400\",\"type\":\"reaction\",\"reaction\":{"
+	    "\"message_id\":\"wamid.OURS\",\"emoji\":\"\\uD83D\\uDC4D\"}},"
+	    "{\"from\":\"62811\",\"id\":\"m5\",\"timestamp\":\"401\",\"type\":\"reaction\",\"reaction\":{"
+	    "\"message_id\":\"wamid.OURS\"}}"
 	    "]}},"
 	    "{\"field\":\"account_update\",\"value\":{\"event\":\"x\"}}]},"
 	    "{\"id\":\"2\",\"changes\":[{\"field\":\"messages\",\"value\":{"
@@ -402,7 +404,7 @@ static void test_wa_parse_mixed_batch(void **state)
 	(void)state;
 	test_cfg(&c);
 	assert_int_equal(gw_whatsapp_ops.parse(&c, body, strlen(body), &p, err, sizeof(err)), 0);
-	assert_int_equal(p.n_msgs, 4);
+	assert_int_equal(p.n_msgs, 5);
 	assert_int_equal(p.n_statuses, 2);
 	assert_string_equal(p.msgs[0].kind, "media");
 	assert_string_equal(p.msgs[0].media_type, "location");
@@ -414,7 +416,11 @@ static void test_wa_parse_mixed_batch(void **state)
 	assert_string_equal(p.msgs[2].kind, "button");
 	assert_string_equal(p.msgs[2].button, "formulir");
 	assert_string_equal(p.msgs[2].text, "Formulir");
+	assert_string_equal(p.msgs[3].kind, "media");
 	assert_string_equal(p.msgs[3].media_type, "reaction");
+	assert_string_equal(p.msgs[3].text, "\xF0\x9F\x91\x8D"); /* the emoji, for the transcript */
+	assert_string_equal(p.msgs[4].media_type, "reaction");
+	assert_null(p.msgs[4].text); /* taken back */
 	assert_string_equal(p.statuses[0].status, "read");
 	assert_string_equal(p.statuses[0].recipient, "62811");
 	assert_string_equal(p.statuses[1].error, "131026");

@@ -107,6 +107,17 @@ def webhook_button(sender, msg_id, button_id, title):
                                       "button_reply": {"id": button_id, "title": title}}}]})).encode()
 
 
+def webhook_reaction(sender, msg_id, to_wamid, emoji):
+    """A citizen's emoji on one of our messages (emoji None: taken back)."""
+    reaction = {"message_id": to_wamid}
+    if emoji is not None:
+        reaction["emoji"] = emoji
+    return json.dumps(_envelope({
+        "contacts": [{"profile": {"name": "Warga"}, "wa_id": sender}],
+        "messages": [{"from": sender, "id": msg_id, "timestamp": str(int(time.time())),
+                      "type": "reaction", "reaction": reaction}]})).encode()
+
+
 def webhook_status(wamid, status, recipient="6281234567890"):
     st = {"id": wamid, "status": status, "timestamp": str(int(time.time())), "recipient_id": recipient}
     if status == "failed":
