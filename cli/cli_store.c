@@ -170,7 +170,8 @@ static void fmt_wait(double s, char *out, size_t len)
 		snprintf(out, len, "%.1f h", s / 3600);
 }
 
-static int stats_json(const store_stats *st, long long from, long long to)
+static int stats_json(const store_stats *st, const store_outbox_counts *oc, long long now, long long from,
+		      long long to)
 {
 	json_t *o = json_object(), *in = json_array(), *un = json_array();
 	if (!o || !in || !un)
@@ -187,6 +188,9 @@ static int stats_json(const store_stats *st, long long from, long long to)
 	json_object_set_new(o, "wait_p90_s", json_real(st->wait_p90_s));
 	json_object_set_new(o, "wait_max_s", json_real(st->wait_max_s));
 	json_object_set_new(o, "dead_letters", json_integer(st->dead_letters));
+	json_object_set_new(o, "outbox_waiting", json_integer(oc->pending + oc->leased));
+	json_object_set_new(o, "outbox_oldest_age_s",
+			    json_integer(oc->oldest_pending_ms ? (now - oc->oldest_pending_ms) / 1000 : 0));
 	json_object_set_new(o, "ratings", json_integer(st->ratings));
 	json_object_set_new(o, "rating_avg", json_real(st->rating_avg));
 	for (size_t i = 0; i < st->n_intents; i++)
@@ -214,7 +218,8 @@ oom:
 	return 1;
 }
 
-static void stats_text(const store_stats *st, long long from, long long to, const char *tz)
+static void stats_text(const store_stats *st, const store_outbox_counts *oc, long long now, long long from,
+		       long long to, const char *tz)
 {
 	char a[64], b[64], w50[32], w90[32], wmax[32];
 	fmt_day(from, a, sizeof a);
@@ -234,6 +239,14 @@ static void stats_text(const store_stats *st, long long from, long long to, cons
 		printf("  wait for an agent median %s, p90 %s, longest %s\n", w50, w90, wmax);
 	}
 	printf("  undeliverable     %lld\n", (long long)st->dead_letters);
+	/* not sent yet, the rows a sender holds included */
+	printf("  waiting to send   %lld now", (long long)(oc->pending + oc->leased));
+	if (oc->pending + oc->leased && oc->oldest_pending_ms) {
+		char age[32];
+		fmt_wait((double)(now - oc->oldest_pending_ms) / 1000.0, age, sizeof age);
+		printf(", the oldest for %s (loket serve sends them; its log says why not)", age);
+	}
+	printf("\n");
 	if (st->ratings)
 		printf("  ratings           %lld, mean %.1f of 5\n", (long long)st->ratings, st->rating_avg);
 	printf("\nmost asked intents:\n");
@@ -294,10 +307,15 @@ int cli_stats(int argc, char **argv)
 		fprintf(stderr, "loket stats: %s: %s\n", store_rc_str(src), store_errmsg(s));
 		goto out;
 	}
+	store_outbox_counts oc;
+	if ((src = store_outbox_counts_get(s, now, &oc)) != STORE_OK) {
+		fprintf(stderr, "loket stats: %s: %s\n", store_rc_str(src), store_errmsg(s));
+		goto out;
+	}
 	if (a.json)
-		rc = stats_json(&st, from, to);
+		rc = stats_json(&st, &oc, now, from, to);
 	else {
-		stats_text(&st, from, to, c.office.timezone);
+		stats_text(&st, &oc, now, from, to, c.office.timezone);
 		rc = 0;
 	}
 out:

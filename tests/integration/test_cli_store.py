@@ -46,7 +46,9 @@ class CliStoreTest(unittest.TestCase):
         intents = {x["intent"]: x["count"] for x in s["intents"]}
         self.assertEqual(intents, {"salam": 1, "formulir": 1, "kontak": 1})
         self.assertEqual(s["unmatched"], [{"text": "harga cabai brp", "count": 2}])
+        self.assertEqual((s["outbox_waiting"], s["outbox_oldest_age_s"]), (0, 0))  # loket chat has no outbox
         r = run(["stats", "-c", self.conf])
+        self.assertIn("waiting to send   0 now\n", r.stdout)
         self.assertIn("write intents for these", r.stdout)
         self.assertIn("harga cabai brp", r.stdout)
 

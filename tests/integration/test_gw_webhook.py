@@ -7,12 +7,13 @@ provider failures. Run from the repo root:
 
 import json
 import os
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gw_harness import (ServerTestCase, fixture, provider_messages, wait_for, webhook_button,  # noqa: E402
+from gw_harness import (BIN, ServerTestCase, fixture, provider_messages, wait_for, webhook_button,  # noqa: E402
                         webhook_reaction, webhook_status, webhook_text)
 
 FIXTURE_SENDER = "6281234567890"
@@ -214,6 +215,13 @@ class Webhooks(ServerTestCase):
         attempts, dead, last_error, status = row[0]
         self.assertEqual((attempts, dead, status), (0, 0, "queued"), "waiting, no attempt counted")
         self.assertTrue(last_error.startswith("190 "), last_error)
+        # what an admin sees meanwhile, from another process on the live file
+        r = subprocess.run([BIN, "stats", "-c", self.gw.config, "--json"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreaterEqual(json.loads(r.stdout)["outbox_waiting"], 1)
+        r = subprocess.run([BIN, "stats", "-c", self.gw.config], capture_output=True, text=True, timeout=30)
+        self.assertRegex(r.stdout, r"waiting to send   [1-9]\d* now, the oldest for \d+ s")
         log = self.gw.log()
         self.assertRegex(log, r' error send_unauthorized channel="whatsapp" http=401 error="190 ')
 
