@@ -170,8 +170,7 @@ static void fmt_wait(double s, char *out, size_t len)
 		snprintf(out, len, "%.1f h", s / 3600);
 }
 
-static int stats_json(const store_stats *st, const store_outbox_counts *oc, long long now, long long from,
-		      long long to)
+static int stats_json(const store_stats *st, const store_outbox_counts *oc, long long now, long long from, long long to)
 {
 	json_t *o = json_object(), *in = json_array(), *un = json_array();
 	if (!o || !in || !un)

@@ -139,9 +139,11 @@ int gw_handle_decide(void *ctx, size_t index, const store_inbound *in, const sto
 			res->silent = 1;
 		}
 		res->intent = NULL;
-	} else if (in->media_type && strcmp(in->media_type, "reaction") == 0) {
-		/* A citizen's emoji on one of our messages: kept, never answered
-		 * (a thumbs-up deserves no "I read text only"). */
+	} else if (in->media_type &&
+		   (strcmp(in->media_type, "reaction") == 0 || strcmp(in->media_type, "system") == 0)) {
+		/* A citizen's emoji on one of our messages, or WhatsApp's own notice
+		 * (a changed number): kept, never answered (a thumbs-up deserves no
+		 * "I read text only"). */
 		memset(res, 0, sizeof(*res));
 		res->silent = 1;
 	} else {

@@ -441,6 +441,12 @@ static int wa_parse_message(wa_doc *d, const cJSON *value, const cJSON *msg, sto
 		m->kind = "media";
 		m->media_type = "reaction";
 		m->text = wa_jstr(d, wa_get(d, msg, "reaction"), "emoji");
+	} else if (strcmp(type, "system") == 0) {
+		/* WhatsApp's own notice (the citizen changed number): kept with
+		 * its text for the transcript, not answered */
+		m->kind = "media";
+		m->media_type = "system";
+		m->text = wa_jstr(d, wa_get(d, msg, "system"), "body");
 	} else {
 		/* location, contacts, unsupported, ...: the type names it */
 		m->kind = "media";

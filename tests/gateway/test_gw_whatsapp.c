@@ -391,7 +391,9 @@ static void test_wa_parse_mixed_batch(void **state)
 	    "{\"from\":\"62811\",\"id\":\"m4\",\"timestamp\":\"400\",\"type\":\"reaction\",\"reaction\":{"
 	    "\"message_id\":\"wamid.OURS\",\"emoji\":\"\\uD83D\\uDC4D\"}},"
 	    "{\"from\":\"62811\",\"id\":\"m5\",\"timestamp\":\"401\",\"type\":\"reaction\",\"reaction\":{"
-	    "\"message_id\":\"wamid.OURS\"}}"
+	    "\"message_id\":\"wamid.OURS\"}},"
+	    "{\"from\":\"62811\",\"id\":\"m6\",\"timestamp\":\"402\",\"type\":\"system\",\"system\":{"
+	    "\"body\":\"Ayu changed their phone number\",\"wa_id\":\"62899\",\"type\":\"user_changed_number\"}}"
 	    "]}},"
 	    "{\"field\":\"account_update\",\"value\":{\"event\":\"x\"}}]},"
 	    "{\"id\":\"2\",\"changes\":[{\"field\":\"messages\",\"value\":{"
@@ -404,7 +406,7 @@ static void test_wa_parse_mixed_batch(void **state)
 	(void)state;
 	test_cfg(&c);
 	assert_int_equal(gw_whatsapp_ops.parse(&c, body, strlen(body), &p, err, sizeof(err)), 0);
-	assert_int_equal(p.n_msgs, 5);
+	assert_int_equal(p.n_msgs, 6);
 	assert_int_equal(p.n_statuses, 2);
 	assert_string_equal(p.msgs[0].kind, "media");
 	assert_string_equal(p.msgs[0].media_type, "location");
@@ -421,6 +423,8 @@ static void test_wa_parse_mixed_batch(void **state)
 	assert_string_equal(p.msgs[3].text, "\xF0\x9F\x91\x8D"); /* the emoji, for the transcript */
 	assert_string_equal(p.msgs[4].media_type, "reaction");
 	assert_null(p.msgs[4].text); /* taken back */
+	assert_string_equal(p.msgs[5].media_type, "system");
+	assert_string_equal(p.msgs[5].text, "Ayu changed their phone number");
 	assert_string_equal(p.statuses[0].status, "read");
 	assert_string_equal(p.statuses[0].recipient, "62811");
 	assert_string_equal(p.statuses[1].error, "131026");

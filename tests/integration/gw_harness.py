@@ -118,6 +118,14 @@ def webhook_reaction(sender, msg_id, to_wamid, emoji):
                       "type": "reaction", "reaction": reaction}]})).encode()
 
 
+def webhook_system(sender, msg_id, body):
+    """WhatsApp's own notice in a conversation (the citizen changed number)."""
+    return json.dumps(_envelope({
+        "messages": [{"from": sender, "id": msg_id, "timestamp": str(int(time.time())),
+                      "type": "system", "system": {"body": body, "wa_id": "6281299999999",
+                                                   "type": "user_changed_number"}}]})).encode()
+
+
 def webhook_status(wamid, status, recipient="6281234567890"):
     st = {"id": wamid, "status": status, "timestamp": str(int(time.time())), "recipient_id": recipient}
     if status == "failed":

@@ -14,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gw_harness import (BIN, ServerTestCase, fixture, provider_messages, wait_for, webhook_button,  # noqa: E402
-                        webhook_reaction, webhook_status, webhook_text)
+                        webhook_reaction, webhook_status, webhook_system, webhook_text)
 
 FIXTURE_SENDER = "6281234567890"
 
@@ -81,19 +81,22 @@ class Webhooks(ServerTestCase):
         got = self.replies("6281200000401")
         self.assertIn("GW-TEXTONLY", got[0][1])
 
-    def test_reaction_is_kept_and_not_answered(self):
-        """A thumbs-up on the bot's answer is kept (the transcript shows it) and
-        gets no reply: not the text-only note media gets."""
+    def test_reaction_and_system_notice_are_kept_and_not_answered(self):
+        """A thumbs-up on the bot's answer and WhatsApp's notice of a changed
+        number are kept (the transcript shows them) and get no reply: not the
+        text-only note media gets."""
         sender = "6281200000411"
         self.assertEqual(self.gw.post_webhook(webhook_text(sender, "wamid.re.1", "jam buka kantor")), 200)
         self.assertEqual(len(self.replies(sender)), 1)
         for msg_id, emoji in (("wamid.re.2", "\U0001F44D"), ("wamid.re.3", None)):
             self.assertEqual(self.gw.post_webhook(webhook_reaction(sender, msg_id, "wamid.test.1", emoji)), 200)
-        rows = self.gw.db_rows("SELECT text FROM messages WHERE provider_id IN ('wamid.re.2', 'wamid.re.3') "
-                               "ORDER BY provider_id")
-        self.assertEqual(rows, [("\U0001F44D",), (None,)])
+        notice = "Warga changed their phone number to a new number"
+        self.assertEqual(self.gw.post_webhook(webhook_system(sender, "wamid.re.5", notice)), 200)
+        rows = self.gw.db_rows("SELECT text FROM messages WHERE provider_id IN ('wamid.re.2', 'wamid.re.3', "
+                               "'wamid.re.5') ORDER BY provider_id")
+        self.assertEqual(rows, [("\U0001F44D",), (None,), (notice,)])
         time.sleep(1.0)  # a reply would have reached the provider by now (the first one took ms)
-        self.assertEqual(len(provider_messages(self.p, sender)), 1, "no reply to a reaction")
+        self.assertEqual(len(provider_messages(self.p, sender)), 1, "no reply to a reaction or a notice")
         self.assertEqual(self.gw.post_webhook(webhook_text(sender, "wamid.re.4", "jam buka kantor")), 200)
         self.assertEqual(len(self.replies(sender, n=2)), 2, "the next question is answered as usual")
 
