@@ -89,10 +89,16 @@ typedef struct snd_xfer {
 	int64_t seq; /* leased in that round: waits until it is durable */
 } snd_xfer;
 
+/* What the sender keeps per channel: its rate bucket, and whether its
+ * provider refused loket's credentials. */
 typedef struct snd_bucket {
 	char channel[STORE_CHANNEL_MAX];
 	double tokens, rate, cap; /* rate 0: unlimited */
 	int64_t last_us;
+	/* 0, or the provider refused our credentials and has accepted none
+	 * since: until then its messages wait without a request (one request a
+	 * hold period, after it, finds out whether they were fixed) */
+	int64_t refused_until_us;
 } snd_bucket;
 
 struct gw_sender {
@@ -127,16 +133,8 @@ struct gw_sender {
 	size_t n_hdr_cache;
 	uint64_t rng;
 	int warned_unconfigured;
-	/* Channels whose provider refused loket's credentials (401, Meta's 190):
-	 * until until_us their messages wait without a request, and one request a
-	 * hold period finds out whether an operator fixed them. */
-	struct {
-		const gw_channel_ops *ops;
-		int64_t until_us;
-	} auth_hold[SND_BUCKETS];
-	size_t n_auth_hold;
-	int64_t auth_logged_us;
-	atomic_int auth_refused; /* 1 from a refusal until that channel's next accepted request */
+	int64_t auth_logged_us;	     /* the last send_unauthorized line */
+	atomic_int refused_channels; /* buckets with refused_until_us set (stats read it) */
 
 	/* ---- the mailbox between this thread and the store turns ---- */
 	pthread_mutex_t mb_lock; /* guards the mb_ fields */
@@ -217,12 +215,10 @@ static snd_bucket *snd_bucket_get(gw_sender *s, const char *channel)
 	return b;
 }
 
-/* 0 and one token taken when channel may send now; otherwise the microseconds
- * until it may. */
-static int64_t snd_bucket_take(gw_sender *s, const char *channel, int64_t now_us)
+/* 0 and one token taken when b's channel may send now (b NULL: a channel
+ * beyond the buckets, unlimited); otherwise the microseconds until it may. */
+static int64_t snd_bucket_take(snd_bucket *b, int64_t now_us)
 {
-	snd_bucket *b = snd_bucket_get(s, channel);
-
 	if (!b || b->rate <= 0)
 		return 0;
 	b->tokens += (double)(now_us - b->last_us) * b->rate / 1e6;
@@ -401,67 +397,49 @@ static int64_t snd_auth_hold_ms(const gw_sender *s)
  * the token. */
 static void snd_auth_hold(gw_sender *s, const snd_xfer *x)
 {
+	snd_bucket *b = snd_bucket_get(s, x->item.channel);
 	int64_t now = clock_mono_us(), until = now + snd_auth_hold_ms(s) * 1000;
-	size_t i;
 
-	for (i = 0; i < s->n_auth_hold && s->auth_hold[i].ops != x->ops; i++)
-		;
-	if (i == s->n_auth_hold) {
-		if (i == SND_BUCKETS)
-			return; /* more channels than exist: each message holds alone */
-		s->n_auth_hold++;
-		s->auth_hold[i].ops = x->ops;
-	}
-	s->auth_hold[i].until_us = until;
-	atomic_store(&s->auth_refused, 1);
+	if (!b)
+		return; /* more channels than buckets: each message holds alone */
+	if (!b->refused_until_us)
+		atomic_fetch_add(&s->refused_channels, 1);
+	b->refused_until_us = until;
 	if (s->auth_logged_us == 0 || now - s->auth_logged_us >= (int64_t)SND_AUTH_HOLD_MS * 1000) {
 		char ch[48], er[300];
 		s->auth_logged_us = now;
 		log_event(LOG_ERROR, "send_unauthorized",
 			  "channel=%s http=%ld error=%s retry_in_ms=%" PRId64 " note=%s",
-			  log_kv_str(x->ops->name, ch, sizeof(ch)), x->http, log_kv_str(x->error, er, sizeof(er)),
+			  log_kv_str(x->item.channel, ch, sizeof(ch)), x->http, log_kv_str(x->error, er, sizeof(er)),
 			  (until - now) / 1000,
 			  "\"the provider refused loket's credentials: replies wait in the outbox, not failed;"
 			  " fix the channel's token in the config and restart\"");
 	}
 }
 
-/* x's channel accepted a request: its credentials work again. */
+/* x's channel accepted a request: its credentials work (again). */
 static void snd_auth_clear(gw_sender *s, const snd_xfer *x)
 {
-	int any = 0;
+	snd_bucket *b = snd_bucket_get(s, x->item.channel);
+	char ch[48];
 
-	for (size_t i = 0; i < s->n_auth_hold; i++) {
-		if (s->auth_hold[i].ops == x->ops && s->auth_hold[i].until_us) {
-			char ch[48];
-			s->auth_hold[i].until_us = 0;
-			log_event(LOG_INFO, "send_authorized", "channel=%s note=%s",
-				  log_kv_str(x->ops->name, ch, sizeof(ch)),
-				  "\"the provider accepts loket's credentials again\"");
-		}
-		if (s->auth_hold[i].until_us)
-			any = 1; /* refused, and not accepted since (its hold may be over) */
-	}
-	atomic_store(&s->auth_refused, any);
+	if (!b || !b->refused_until_us)
+		return;
+	b->refused_until_us = 0;
+	atomic_fetch_sub(&s->refused_channels, 1);
+	log_event(LOG_INFO, "send_authorized", "channel=%s note=%s", log_kv_str(x->item.channel, ch, sizeof(ch)),
+		  "\"the provider accepts loket's credentials again\"");
 }
 
-/* 1 when x's channel is held for refused credentials: x is then marked to
- * wait until the hold ends, without a request. */
-static int snd_auth_held(gw_sender *s, snd_xfer *x)
+/* x's channel is held (b->refused_until_us > now): x waits until the hold
+ * ends, without a request. */
+static void snd_auth_wait(snd_xfer *x, const snd_bucket *b, int64_t now_us)
 {
-	int64_t now = clock_mono_us();
-
-	for (size_t i = 0; i < s->n_auth_hold; i++) {
-		if (s->auth_hold[i].ops != x->ops || s->auth_hold[i].until_us <= now)
-			continue;
-		x->cls_name = gw_send_class_name(GW_SEND_UNAUTHORIZED);
-		x->out = SND_OUT_HOLD;
-		x->next_ms = clock_wall_ms() + (s->auth_hold[i].until_us - now) / 1000 + 1;
-		snprintf(x->error, sizeof(x->error), "not sent: the provider refused loket's credentials");
-		x->state = SND_RECORD;
-		return 1;
-	}
-	return 0;
+	x->cls_name = gw_send_class_name(GW_SEND_UNAUTHORIZED);
+	x->out = SND_OUT_HOLD;
+	x->next_ms = clock_wall_ms() + (b->refused_until_us - now_us) / 1000 + 1;
+	snprintf(x->error, sizeof(x->error), "not sent: the provider refused loket's credentials");
+	x->state = SND_RECORD;
 }
 
 /* Builds the request and hands it to curl. On failure the xfer is marked for
@@ -586,7 +564,7 @@ static void snd_finish(gw_sender *s, snd_xfer *x, CURLcode res)
 	switch (cls) {
 	case GW_SEND_OK:
 		x->out = SND_OUT_SENT;
-		if (s->n_auth_hold)
+		if (atomic_load(&s->refused_channels))
 			snd_auth_clear(s, x);
 		break;
 	case GW_SEND_RETRY:
@@ -871,7 +849,8 @@ static int64_t snd_start_waiting(gw_sender *s)
 	int64_t wait_min = -1, now_ms = clock_wall_ms();
 
 	for (snd_xfer *x = s->head; x; x = x->next) {
-		int64_t wait;
+		snd_bucket *b;
+		int64_t wait, now_us;
 
 		if (x->state != SND_WAITING)
 			continue;
@@ -882,9 +861,13 @@ static int64_t snd_start_waiting(gw_sender *s)
 				     "not sent: more than 24 hours since the citizen's last message");
 			continue;
 		}
-		if (s->n_auth_hold && snd_auth_held(s, x))
+		b = snd_bucket_get(s, x->item.channel);
+		now_us = clock_mono_us();
+		if (b && b->refused_until_us > now_us) {
+			snd_auth_wait(x, b, now_us);
 			continue;
-		wait = snd_bucket_take(s, x->item.channel, clock_mono_us());
+		}
+		wait = snd_bucket_take(b, now_us);
 		if (wait > 0) {
 			if (wait_min < 0 || wait < wait_min)
 				wait_min = wait;
@@ -1366,7 +1349,7 @@ void gw_sender_stats_get(gw_sender *s, gw_sender_stats *st)
 	st->dead = atomic_load(&s->dead);
 	st->window_closed = atomic_load(&s->window_closed);
 	st->unauthorized = atomic_load(&s->unauthorized);
-	st->credentials_refused = atomic_load(&s->auth_refused);
+	st->credentials_refused = atomic_load(&s->refused_channels) > 0;
 	st->in_flight = atomic_load(&s->in_flight);
 	st->lat_count = atomic_load(&s->lat_count);
 	st->lat_sum_us = atomic_load(&s->lat_sum_us);
