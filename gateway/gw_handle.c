@@ -139,11 +139,9 @@ int gw_handle_decide(void *ctx, size_t index, const store_inbound *in, const sto
 			res->silent = 1;
 		}
 		res->intent = NULL;
-	} else if (in->media_type &&
-		   (strcmp(in->media_type, "reaction") == 0 || strcmp(in->media_type, "system") == 0)) {
-		/* A citizen's emoji on one of our messages, or WhatsApp's own notice
-		 * (a changed number): kept, never answered (a thumbs-up deserves no
-		 * "I read text only"). */
+	} else if (in->kind && strcmp(in->kind, "event") == 0) {
+		/* Something the citizen's app did, not a message (a reaction, a
+		 * changed number: the channel says which): kept, never answered. */
 		memset(res, 0, sizeof(*res));
 		res->silent = 1;
 	} else {

@@ -437,14 +437,14 @@ static int wa_parse_message(wa_doc *d, const cJSON *value, const cJSON *msg, sto
 		m->text = wa_jstr(d, md, "caption");
 	} else if (strcmp(type, "reaction") == 0) {
 		/* an emoji on one of our messages (none: the reaction was taken
-		 * back); kept as the text, so a transcript shows it, not answered */
-		m->kind = "media";
+		 * back); kept as the text, so a transcript shows it */
+		m->kind = "event";
 		m->media_type = "reaction";
 		m->text = wa_jstr(d, wa_get(d, msg, "reaction"), "emoji");
 	} else if (strcmp(type, "system") == 0) {
 		/* WhatsApp's own notice (the citizen changed number): kept with
-		 * its text for the transcript, not answered */
-		m->kind = "media";
+		 * its text for the transcript */
+		m->kind = "event";
 		m->media_type = "system";
 		m->text = wa_jstr(d, wa_get(d, msg, "system"), "body");
 	} else {

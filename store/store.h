@@ -118,7 +118,9 @@ typedef struct store_inbound {
 	const char *channel, *address;
 	const char *display_name; /* or NULL */
 	const char *provider_id;  /* the provider's message id; a repeat is a duplicate. NULL: no dedup */
-	const char *kind;	  /* "text", "button", "media" */
+	const char *kind;	  /* "text", "button", "media", or "event": not a message (a
+				   * reaction, a changed number; media_type names it),
+				   * kept and never answered */
 	const char *text;	  /* the text, the button's title, or a media caption; may be NULL */
 	const char *button;	  /* the tapped button's id, or NULL */
 	const char *media_id;	  /* or NULL */

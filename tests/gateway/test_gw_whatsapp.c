@@ -418,11 +418,12 @@ static void test_wa_parse_mixed_batch(void **state)
 	assert_string_equal(p.msgs[2].kind, "button");
 	assert_string_equal(p.msgs[2].button, "formulir");
 	assert_string_equal(p.msgs[2].text, "Formulir");
-	assert_string_equal(p.msgs[3].kind, "media");
+	assert_string_equal(p.msgs[3].kind, "event");
 	assert_string_equal(p.msgs[3].media_type, "reaction");
 	assert_string_equal(p.msgs[3].text, "\xF0\x9F\x91\x8D"); /* the emoji, for the transcript */
 	assert_string_equal(p.msgs[4].media_type, "reaction");
 	assert_null(p.msgs[4].text); /* taken back */
+	assert_string_equal(p.msgs[5].kind, "event");
 	assert_string_equal(p.msgs[5].media_type, "system");
 	assert_string_equal(p.msgs[5].text, "Ayu changed their phone number");
 	assert_string_equal(p.statuses[0].status, "read");

@@ -92,9 +92,10 @@ class Webhooks(ServerTestCase):
             self.assertEqual(self.gw.post_webhook(webhook_reaction(sender, msg_id, "wamid.test.1", emoji)), 200)
         notice = "Warga changed their phone number to a new number"
         self.assertEqual(self.gw.post_webhook(webhook_system(sender, "wamid.re.5", notice)), 200)
-        rows = self.gw.db_rows("SELECT text FROM messages WHERE provider_id IN ('wamid.re.2', 'wamid.re.3', "
-                               "'wamid.re.5') ORDER BY provider_id")
-        self.assertEqual(rows, [("\U0001F44D",), (None,), (notice,)])
+        rows = self.gw.db_rows("SELECT kind, media_type, text FROM messages WHERE provider_id IN "
+                               "('wamid.re.2', 'wamid.re.3', 'wamid.re.5') ORDER BY provider_id")
+        self.assertEqual(rows, [("event", "reaction", "\U0001F44D"), ("event", "reaction", None),
+                                ("event", "system", notice)])
         time.sleep(1.0)  # a reply would have reached the provider by now (the first one took ms)
         self.assertEqual(len(provider_messages(self.p, sender)), 1, "no reply to a reaction or a notice")
         self.assertEqual(self.gw.post_webhook(webhook_text(sender, "wamid.re.4", "jam buka kantor")), 200)
