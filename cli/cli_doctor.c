@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "gateway/gw_channel.h"
+#include "gateway/gw_whatsapp.h"
 #include "store/store.h"
 
 static int problems;
@@ -114,31 +114,33 @@ static size_t doctor_collect(char *data, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
-/* Asks the Graph API for the configured phone number (GET api_base/ID, the
- * token as Bearer): the one request that tells whether the token works and
- * the id is that token's, without sending anyone a message. */
+/* Asks the Graph API for the configured phone number (the request
+ * gw_whatsapp_build_check makes): the one request that tells whether the
+ * token works and the id is that token's, without sending anyone a message. */
 static void check_whatsapp_live(const cfg *c)
 {
-	char url[sizeof(c->whatsapp.api_base) + sizeof(c->whatsapp.phone_number_id) + 32];
-	char auth[sizeof(c->whatsapp.access_token) + 32], err[256] = "", id[64];
-	size_t base = strlen(c->whatsapp.api_base);
+	char err[256] = "", id[64];
 	struct curl_slist *hdr = NULL;
 	doctor_answer *a = NULL;
+	gw_request req;
 	CURL *e = NULL;
 	CURLcode rc;
 	long http = 0;
 
-	while (base && c->whatsapp.api_base[base - 1] == '/')
-		base--;
-	snprintf(url, sizeof(url), "%.*s/%s?fields=id,display_phone_number", (int)base, c->whatsapp.api_base,
-		 c->whatsapp.phone_number_id);
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->whatsapp.access_token);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (!(a = calloc(1, sizeof(*a))) || !(e = curl_easy_init()) || !(hdr = curl_slist_append(NULL, auth))) {
+	if (gw_whatsapp_build_check(c, &req) != 0) {
 		note("could not check the WhatsApp token: %s", "out of memory");
-		goto out;
+		goto out_global;
 	}
-	curl_easy_setopt(e, CURLOPT_URL, url);
+	for (int i = 0; i < req.n_headers; i++) {
+		struct curl_slist *l = curl_slist_append(hdr, req.headers[i]);
+		if (!l)
+			goto oom;
+		hdr = l;
+	}
+	if (!(a = calloc(1, sizeof(*a))) || !(e = curl_easy_init()))
+		goto oom;
+	curl_easy_setopt(e, CURLOPT_URL, req.url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -147,7 +149,7 @@ static void check_whatsapp_live(const cfg *c)
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
 	rc = curl_easy_perform(e);
 	if (rc != CURLE_OK) {
-		printf("note  could not reach %.*s to check the token: %s\n", (int)base, c->whatsapp.api_base,
+		printf("note  could not reach %s to check the token: %s\n", c->whatsapp.api_base,
 		       curl_easy_strerror(rc));
 		goto out;
 	}
@@ -170,12 +172,16 @@ static void check_whatsapp_live(const cfg *c)
 		    c->whatsapp.phone_number_id, err);
 		break;
 	}
+	goto out;
+oom:
+	note("could not check the WhatsApp token: %s", "out of memory");
 out:
-	curl_slist_free_all(hdr);
+	curl_slist_free_all(hdr); /* its copies of the header carry the token: curl frees them */
 	if (e)
 		curl_easy_cleanup(e);
 	free(a);
-	explicit_bzero(auth, sizeof(auth));
+	gw_request_cleanup(&req);
+out_global:
 	curl_global_cleanup();
 }
 

@@ -941,13 +941,47 @@ static const char *wa_body_rest_cached(const char *text, const char *payload, si
 	return rest;
 }
 
+/* Points req at {api_base}/{phone_number_id}{suffix} with the access token
+ * as Bearer: what every Graph API request of ours shares. 0, or -1 when out
+ * of memory. */
+static int wa_request_to(const cfg *c, const char *suffix, gw_request *req)
+{
+	size_t base = strlen(c->whatsapp.api_base), ulen, alen;
+	char *auth;
+	int rc;
+
+	while (base && c->whatsapp.api_base[base - 1] == '/')
+		base--;
+	ulen = base + 1 + strlen(c->whatsapp.phone_number_id) + strlen(suffix) + 1;
+	if (!(req->url = malloc(ulen)))
+		return -1;
+	snprintf(req->url, ulen, "%.*s/%s%s", (int)base, c->whatsapp.api_base, c->whatsapp.phone_number_id, suffix);
+	alen = strlen("Bearer ") + strlen(c->whatsapp.access_token) + 1;
+	if (!(auth = malloc(alen)))
+		return -1;
+	snprintf(auth, alen, "Bearer %s", c->whatsapp.access_token);
+	rc = wa_add_header(req, "Authorization", auth);
+	explicit_bzero(auth, alen);
+	free(auth);
+	return rc;
+}
+
+int gw_whatsapp_build_check(const cfg *c, gw_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	if (wa_request_to(c, "?fields=id,display_phone_number", req) != 0) {
+		gw_request_cleanup(req);
+		return -1;
+	}
+	return 0;
+}
+
 static int wa_build(const cfg *c, const store_outbox_item *it, gw_request *req, char *err, size_t errlen)
 {
 	gw_json body = {0};
 	const char *rest;
-	char *auth = NULL;
-	size_t base_len, alen, rest_len = 0;
-	int rc = -1, k, owned = 0;
+	size_t rest_len = 0;
+	int rc = -1, owned = 0;
 
 	memset(req, 0, sizeof(*req));
 	if (!(rest = wa_body_rest_cached(it->text, it->payload, &rest_len, &owned, err, errlen)))
@@ -966,24 +1000,7 @@ static int wa_build(const cfg *c, const store_outbox_item *it, gw_request *req, 
 	if (body.failed)
 		goto oom;
 
-	base_len = strlen(c->whatsapp.api_base);
-	while (base_len && c->whatsapp.api_base[base_len - 1] == '/')
-		base_len--;
-	{
-		size_t ulen = base_len + strlen(c->whatsapp.phone_number_id) + 32;
-		if (!(req->url = malloc(ulen)))
-			goto oom;
-		k = snprintf(req->url, ulen, "%.*s/%s/messages", (int)base_len, c->whatsapp.api_base,
-			     c->whatsapp.phone_number_id);
-		if (k < 0 || (size_t)k >= ulen)
-			goto oom;
-	}
-	alen = strlen("Bearer ") + strlen(c->whatsapp.access_token) + 1;
-	if (!(auth = malloc(alen)))
-		goto oom;
-	snprintf(auth, alen, "Bearer %s", c->whatsapp.access_token);
-	if (wa_add_header(req, "Authorization", auth) != 0 ||
-	    wa_add_header(req, "Content-Type", "application/json") != 0)
+	if (wa_request_to(c, "/messages", req) != 0 || wa_add_header(req, "Content-Type", "application/json") != 0)
 		goto oom;
 	req->body_len = body.len;
 	req->body = gw_json_take(&body);
@@ -992,11 +1009,6 @@ static int wa_build(const cfg *c, const store_outbox_item *it, gw_request *req, 
 oom:
 	wa_err(err, errlen, "out of memory");
 out:
-	if (auth) {
-		for (volatile char *p = auth; *p; p++)
-			*p = '\0';
-		free(auth);
-	}
 	if (rc != 0)
 		gw_request_cleanup(req);
 	gw_json_free(&body);

@@ -158,7 +158,7 @@ class CliTest(unittest.TestCase):
         # nobody listens there now: a note, not a verdict on the token
         r = run(["doctor", "-c", self.conf])
         self.assertEqual(r.returncode, 0, r.stdout)
-        self.assertIn("note  could not reach %s/v21.0 to check the token" % p.url, r.stdout)
+        self.assertIn("note  could not reach %s/v21.0/ to check the token" % p.url, r.stdout)  # as configured
 
     def test_rate_limit_per_contact(self):
         with open(self.conf, "a") as f:
